@@ -1,0 +1,113 @@
+"""Local training of every client at once: ``(K, P) -> (K, P)``.
+
+Each client runs plain SGD on its own rows, exactly as it would alone:
+
+    theta_k <- theta_k - lr * grad( mean_{i in batch_k} bce(f(theta_k, x_i), y_i) )
+
+Full batch (``batch_size=0``) takes one step per local epoch on all of a
+client's rows. Minibatch SGD shuffles each client's rows every epoch and
+walks through them ``batch_size`` at a time, the last batch smaller (as a
+``DataLoader`` with ``shuffle=True, drop_last=False`` does). Clients differ in
+size, so they need different numbers of steps per epoch: all clients step
+together, and a client whose rows are used up takes masked no-op steps.
+The result equals a per-client loop to float precision (tests/test_client.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fedlab_core.models import Model
+
+Tensor = torch.Tensor
+
+
+def epoch_order(mask: Tensor, *, generator: torch.Generator) -> Tensor:
+    """A random order of each client's real rows, padding rows last: ``(K, n_max)`` indices.
+
+    Sorting i.i.d. uniform keys gives a uniform random permutation per client;
+    padding rows get key 2 so they sort after every real row.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> order = epoch_order(torch.tensor([[True, True, False]]), generator=g)
+    >>> sorted(order[0, :2].tolist()), order[0, 2].item()
+    ([0, 1], 2)
+    """
+    keys = torch.rand(mask.shape, generator=generator).masked_fill_(~mask.cpu(), 2.0)
+    if mask.device.type == "cpu":
+        # NumPy's row-wise argsort is several times faster than torch's on CPU
+        # (measured: 0.4 ms vs 1.2 ms for 1000 x 100), and this runs every epoch
+        return torch.from_numpy(np.argsort(keys.numpy(), axis=1))
+    return keys.to(mask.device).argsort(dim=1)
+
+
+def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *,
+                epochs: int, lr: float, batch_size: int = 0,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Run ``epochs`` of local SGD on every client; return ``(new_thetas, mean_loss)``.
+
+    Parameters
+    ----------
+    model : the model family (``fedlab_core.models``).
+    thetas : ``(K, P)`` each client's starting parameters.
+    X, y : ``(K, n_max, d)`` and ``(K, n_max)`` padded training data.
+    n : ``(K,)`` number of real rows per client (rows ``n[k]:`` are padding).
+    batch_size : 0 for full batch, else the minibatch size.
+    generator : the torch RNG for minibatch shuffling (unused for full batch).
+
+    Returns
+    -------
+    thetas : ``(K, P)`` parameters after local training.
+    mean_loss : ``(K,)`` each client's mean training loss over its steps.
+
+    Examples
+    --------
+    >>> from fedlab_core.models import make_model
+    >>> m = make_model("logreg", n_features=1)
+    >>> X = torch.tensor([[[1.0], [-1.0]]]); y = torch.tensor([[1.0, 0.0]])
+    >>> thetas, loss = local_train(m, torch.zeros(1, 2), X, y, torch.tensor([2]), epochs=1, lr=1.0)
+    >>> thetas  # w <- 0 - 1 * mean((0.5 - 1) * 1, (0.5 - 0) * -1) = 0.5
+    tensor([[0.5000, 0.0000]])
+    """
+    n_max = X.shape[1]
+    mask = torch.arange(n_max, device=X.device).unsqueeze(0) < n.unsqueeze(1)
+    thetas = thetas.clone()
+    loss_sum = torch.zeros(thetas.shape[0], dtype=thetas.dtype, device=thetas.device)
+    steps = torch.zeros_like(loss_sum)
+
+    if batch_size == 0 or batch_size >= n_max:
+        weight = mask.to(X.dtype) / n.clamp(min=1).unsqueeze(1).to(X.dtype)
+        for _ in range(epochs):
+            loss, grad = model.loss_and_grad(thetas, X, y, weight)
+            thetas.sub_(grad, alpha=lr)
+            loss_sum += loss
+        return thetas, loss_sum / epochs
+
+    if generator is None:
+        raise ValueError("local_train: minibatch SGD needs a generator (randomness is passed in)")
+    K, d = X.shape[0], X.shape[2]
+    n_steps = -(-n_max // batch_size)
+    # which shuffled positions are real rows does not depend on the shuffle:
+    # after ordering, client k's real rows are its first n[k] positions
+    position = torch.arange(n_max, device=X.device).unsqueeze(0)
+    valid = (position < n.unsqueeze(1)).to(X.dtype)
+    batches = []
+    for s in range(n_steps):
+        v = valid[:, s * batch_size:(s + 1) * batch_size]
+        count = v.sum(1, keepdim=True)
+        batches.append((slice(s * batch_size, (s + 1) * batch_size),
+                        v / count.clamp(min=1), (count > 0).to(X.dtype)))
+    offsets = (torch.arange(K, device=X.device) * n_max).unsqueeze(1)
+    X_rows, y_rows = X.reshape(K * n_max, d), y.reshape(K * n_max)
+    for _ in range(epochs):
+        # shuffle every client's rows once per epoch; batches are then contiguous slices
+        flat = (epoch_order(mask, generator=generator).to(X.device) + offsets).view(-1)
+        X_shuffled = X_rows.index_select(0, flat).view(K, n_max, d)
+        y_shuffled = y_rows.index_select(0, flat).view(K, n_max)
+        for rows, weight, active in batches:
+            loss, grad = model.loss_and_grad(thetas, X_shuffled[:, rows], y_shuffled[:, rows], weight)
+            thetas.sub_(grad * active, alpha=lr)   # used-up clients stand still
+            loss_sum += loss * active.squeeze(1)
+            steps += active.squeeze(1)
+    return thetas, loss_sum / steps.clamp(min=1)

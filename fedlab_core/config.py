@@ -1,0 +1,302 @@
+"""Experiment configuration: frozen dataclasses, validated where they are built.
+
+Every knob of an experiment lives here, with its default and its allowed
+range. A bad value raises ``ValueError`` naming the field, the value and what
+is allowed, so the same message reaches a notebook, the CLI and a test.
+
+>>> cfg = ExperimentConfig()
+>>> cfg.data.n_clients, cfg.federation.aggregator
+(4, 'fedavg')
+>>> cfg2 = cfg.with_overrides({"train.lr": 0.05, "data.n_clients": 6})
+>>> cfg2.train.lr, cfg2.data.n_clients
+(0.05, 6)
+>>> ExperimentConfig.from_dict(cfg2.to_dict()) == cfg2
+True
+>>> TrainConfig(lr=0)
+Traceback (most recent call last):
+...
+ValueError: train.lr = 0 is not allowed: must be > 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+DATASETS = ("synthetic", "breast_cancer", "heart")
+PARTITIONS = ("natural", "iid", "dirichlet", "quantity", "pathological")
+MODELS = ("logreg", "mlp")
+HEART_PREPROCESSING = ("flamby",)
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"{name} = {value!r} is not allowed: {allowed}")
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, value, "must be an integer")
+    if value < lo or (hi is not None and value > hi):
+        _fail(name, value, f"must be an integer ≥ {lo}" if hi is None
+              else f"must be an integer in [{lo}, {hi}]")
+
+
+def _check_real(name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(name, value, "must be a finite number")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        if hi is None:
+            _fail(name, value, f"must be {'>' if lo_open else '≥'} {lo:g}")
+        _fail(name, value, _interval(lo, hi, lo_open, hi_open))
+    if hi is not None and (value >= hi if hi_open else value > hi):
+        _fail(name, value, _interval(lo, hi, lo_open, hi_open))
+
+
+def _interval(lo, hi, lo_open, hi_open) -> str:
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    lo_s = "-∞" if lo is None else f"{lo:g}"
+    return f"must be in {left}{lo_s}, {hi:g}{right}"
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(name, value, f"choose one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which patients, and how they are split across hospitals.
+
+    ``partition='natural'`` keeps the dataset's own hospitals (the synthetic
+    cohort's hospital profiles, the four real heart-disease sites); the other
+    partitions pool the rows and re-split them.
+    """
+
+    dataset: str = "synthetic"
+    n_clients: int = 4
+    partition: str = "natural"
+    test_fraction: float = 0.25
+    # partitioner knobs
+    alpha: float = 0.5                 # dirichlet: label concentration, small = skewed
+    quantity_sigma: float = 1.0        # quantity: log-normal sigma of hospital sizes
+    labels_per_client: int = 1         # pathological: distinct labels per hospital
+    # synthetic cohort knobs (see datasets/synthetic-cardiovascular.md)
+    n_samples: int = 4000
+    covariate_shift: float = 0.5
+    label_shift: float = 0.5
+    size_skew: float = 0.5
+    measurement_bias: float = 0.0
+    label_noise: float = 0.0
+    missing_rate: float = 0.0
+    # real heart data
+    heart_dir: str | None = None
+    heart_preprocessing: str = "flamby"
+
+    def __post_init__(self) -> None:
+        _check_choice("data.dataset", self.dataset, DATASETS)
+        _check_int("data.n_clients", self.n_clients, 1, 10_000)
+        _check_choice("data.partition", self.partition, PARTITIONS)
+        _check_real("data.test_fraction", self.test_fraction, lo=0, hi=1, lo_open=True, hi_open=True)
+        _check_real("data.alpha", self.alpha, lo=0, lo_open=True)
+        _check_real("data.quantity_sigma", self.quantity_sigma, lo=0, hi=5)
+        _check_int("data.labels_per_client", self.labels_per_client, 1)
+        _check_int("data.n_samples", self.n_samples, 1, 10_000_000)
+        for knob in ("covariate_shift", "label_shift", "size_skew", "measurement_bias"):
+            _check_real(f"data.{knob}", getattr(self, knob), lo=0, hi=1)
+        _check_real("data.label_noise", self.label_noise, lo=0, hi=0.5)
+        _check_real("data.missing_rate", self.missing_rate, lo=0, hi=0.9)
+        if self.heart_dir is not None and not isinstance(self.heart_dir, str):
+            _fail("data.heart_dir", self.heart_dir, "must be a folder path or empty")
+        _check_choice("data.heart_preprocessing", self.heart_preprocessing, HEART_PREPROCESSING)
+        if self.dataset == "heart" and self.partition == "natural" and self.n_clients != 4:
+            _fail("data.n_clients", self.n_clients,
+                  "the heart data has exactly 4 natural hospitals; use 4, or another partition")
+        if self.n_samples < self.n_clients and self.dataset == "synthetic":
+            _fail("data.n_samples", self.n_samples,
+                  f"must be at least data.n_clients = {self.n_clients} (one patient per hospital)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model every hospital trains: logistic regression or a one-hidden-layer MLP."""
+
+    name: str = "logreg"
+    hidden: int = 16
+
+    def __post_init__(self) -> None:
+        _check_choice("model.name", self.name, MODELS)
+        _check_int("model.hidden", self.hidden, 1, 4096)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Local training at each hospital (plain SGD).
+
+    ``batch_size = 0`` means full batch: one gradient step per local epoch.
+    """
+
+    local_epochs: int = 1
+    lr: float = 0.5
+    batch_size: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("train.local_epochs", self.local_epochs, 1, 1000)
+        _check_real("train.lr", self.lr, lo=0, lo_open=True)
+        _check_int("train.batch_size", self.batch_size, 0)
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """The server: how many rounds, who takes part, how updates are combined."""
+
+    rounds: int = 30
+    aggregator: str = "fedavg"
+    client_fraction: float = 1.0
+    server_lr: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_int("federation.rounds", self.rounds, 1, 100_000)
+        # imported here: the registry imports torch, the config must stay light
+        from fedlab_core.aggregate import AGGREGATORS
+
+        _check_choice("federation.aggregator", self.aggregator, tuple(AGGREGATORS))
+        _check_real("federation.client_fraction", self.client_fraction, lo=0, hi=1, lo_open=True)
+        _check_real("federation.server_lr", self.server_lr, lo=0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class StopConfig:
+    """Stopping rules besides the round limit.
+
+    ``target_accuracy``: stop once the global model's pooled test accuracy
+    reaches it. ``patience``: stop when the pooled test loss has not improved
+    by more than ``min_delta`` for that many rounds (a plateau).
+    """
+
+    target_accuracy: float | None = None
+    patience: int | None = None
+    min_delta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.target_accuracy is not None:
+            _check_real("stop.target_accuracy", self.target_accuracy, lo=0, hi=1, lo_open=True)
+        if self.patience is not None:
+            _check_int("stop.patience", self.patience, 1)
+        _check_real("stop.min_delta", self.min_delta, lo=0)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment. Round-trips through ``to_dict``/``from_dict`` and TOML."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
+    seed: int = 0
+    baselines: bool = True
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        if not isinstance(self.baselines, bool):
+            _fail("baselines", self.baselines, "must be true or false")
+        _check_choice("dtype", self.dtype, ("float32", "float64"))
+        if not isinstance(self.device, str) or not self.device:
+            _fail("device", self.device, "must be a torch device name such as 'cpu' or 'cuda'")
+
+    # ---- conversion -----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ExperimentConfig":
+        d = dict(d)
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in sections:
+                _fail(key, value, f"unknown setting; known: {', '.join(sections)}")
+            sub = _SECTIONS.get(key)
+            if sub is None:
+                kwargs[key] = value
+            else:
+                if not isinstance(value, Mapping):
+                    _fail(key, value, "must be a table of settings")
+                kwargs[key] = _build(sub, key, value)
+        return cls(**kwargs)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "ExperimentConfig":
+        """Return a copy with dotted keys replaced: ``{"train.lr": 0.1}``."""
+        d = self.to_dict()
+        for dotted, value in overrides.items():
+            head, _, tail = dotted.partition(".")
+            if head not in d:
+                _fail(dotted, value, f"unknown setting; sections are {', '.join(d)}")
+            if tail:
+                if not isinstance(d[head], dict) or tail not in d[head]:
+                    known = ", ".join(f"{head}.{k}" for k in d[head]) if isinstance(d[head], dict) else head
+                    _fail(dotted, value, f"unknown setting; known: {known}")
+                d[head][tail] = value
+            else:
+                d[head] = value
+        return ExperimentConfig.from_dict(d)
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        def drop_none(x):
+            if isinstance(x, dict):
+                return {k: drop_none(v) for k, v in x.items() if v is not None}
+            return x
+
+        return tomli_w.dumps(drop_none(self.to_dict()))
+
+    @classmethod
+    def from_toml(cls, text: str) -> "ExperimentConfig":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        return cls.from_dict(tomllib.loads(text))
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "federation": FederationConfig,
+    "stop": StopConfig,
+}
+
+
+def _build(cls, section: str, values: Mapping[str, Any]):
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            _fail(f"{section}.{key}", value, f"unknown setting; known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set key=value`` right-hand side as a TOML value, else a string.
+
+    >>> parse_value("0.1"), parse_value("true"), parse_value("fedavg"), parse_value("none")
+    (0.1, True, 'fedavg', None)
+    """
+    if text.strip().lower() in ("none", "null", ""):
+        return None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except Exception:
+        return text

@@ -1,0 +1,129 @@
+"""Models as functions of a flat parameter vector, batched over clients.
+
+A model here is not an ``nn.Module`` but a pair of pure functions over a flat
+parameter vector ``theta: (P,)``. The K clients' models are one tensor
+``thetas: (K, P)`` and their data one padded tensor ``X: (K, n, d)``, so a
+single batched matrix product evaluates every client at once ("clients are a
+batch", DESIGN.md).
+
+- ``apply(thetas, X) -> logits``: ``(K, P), (K, n, d) -> (K, n)``.
+- ``loss_and_grad(thetas, X, y, weight) -> (loss (K,), grad (K, P))``: the
+  weighted mean binary cross-entropy of each client and its gradient.
+  ``weight: (K, n)`` is 1/n_k on a client's real rows and 0 on padding, so
+  padded rows add nothing.
+
+Logistic regression has a closed-form gradient (two batched products per
+step, the fastest thing possible); the MLP's gradient comes from autograd,
+one backward pass for all clients: since client k's loss depends only on
+``thetas[k]``, the gradient of the *sum* of the client losses is every
+client's own gradient, row by row.
+
+>>> import torch
+>>> m = make_model("logreg", n_features=3)
+>>> m.n_params
+4
+>>> thetas = torch.zeros(2, m.n_params)
+>>> m.apply(thetas, torch.ones(2, 5, 3)).shape
+torch.Size([2, 5])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def weighted_bce(logits: Tensor, y: Tensor, weight: Tensor) -> Tensor:
+    """Per-client weighted binary cross-entropy: ``sum_i w_ki * bce(z_ki, y_ki)``, shape (K,)."""
+    return (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * weight).sum(-1)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model family: how to initialise, apply and differentiate flat parameters."""
+
+    name: str
+    n_features: int
+    n_params: int
+    apply: Callable[[Tensor, Tensor], Tensor]
+    init: Callable[[torch.Generator, torch.dtype], Tensor]
+    loss_and_grad: Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+# ---- logistic regression --------------------------------------------------
+def _logreg(n_features: int) -> Model:
+    d = n_features
+
+    def apply(thetas: Tensor, X: Tensor) -> Tensor:
+        # z_kn = w_k · x_kn + b_k, as one batched product. Written as w^T X^T:
+        # MKL's batched kernel runs this form ~1.4x faster than X w (measured).
+        return torch.bmm(thetas[:, :d].unsqueeze(1), X.transpose(1, 2)).squeeze(1) + thetas[:, d:]
+
+    def loss_and_grad(thetas, X, y, weight):
+        z = apply(thetas, X)
+        # d/dz of BCE-with-logits is sigmoid(z) - y; weights average over real rows
+        r = (torch.sigmoid(z) - y) * weight
+        grad_w = torch.bmm(r.unsqueeze(1), X).squeeze(1)
+        grad = torch.cat([grad_w, r.sum(-1, keepdim=True)], dim=1)
+        return weighted_bce(z, y, weight), grad
+
+    def init(gen: torch.Generator, dtype: torch.dtype) -> Tensor:
+        # a convex model: start every run from zero (predicts 50 %)
+        return torch.zeros(d + 1, dtype=dtype)
+
+    return Model("logreg", d, d + 1, apply, init, loss_and_grad)
+
+
+# ---- one-hidden-layer MLP -------------------------------------------------
+def _mlp(n_features: int, hidden: int) -> Model:
+    d, h = n_features, hidden
+    sizes = (d * h, h, h, 1)  # W1, b1, w2, b2
+    offsets = [0]
+    for s in sizes:
+        offsets.append(offsets[-1] + s)
+
+    def unpack(thetas: Tensor):
+        K = thetas.shape[0]
+        W1 = thetas[:, offsets[0]:offsets[1]].view(K, d, h)
+        b1 = thetas[:, offsets[1]:offsets[2]].unsqueeze(1)
+        w2 = thetas[:, offsets[2]:offsets[3]].unsqueeze(-1)
+        b2 = thetas[:, offsets[3]:offsets[4]]
+        return W1, b1, w2, b2
+
+    def apply(thetas: Tensor, X: Tensor) -> Tensor:
+        W1, b1, w2, b2 = unpack(thetas)
+        hidden_act = torch.relu(torch.baddbmm(b1, X, W1))
+        return torch.bmm(hidden_act, w2).squeeze(-1) + b2
+
+    def loss_and_grad(thetas, X, y, weight):
+        with torch.enable_grad():
+            t = thetas.detach().requires_grad_(True)
+            loss = weighted_bce(apply(t, X), y, weight)
+            (grad,) = torch.autograd.grad(loss.sum(), t)
+        return loss.detach(), grad
+
+    def init(gen: torch.Generator, dtype: torch.dtype) -> Tensor:
+        # PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        def uniform(n, fan_in):
+            bound = 1.0 / math.sqrt(fan_in)
+            return (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+
+        theta = torch.cat([uniform(d * h, d), uniform(h, d), uniform(h, h), uniform(1, h)])
+        return theta.to(dtype)
+
+    return Model("mlp", d, sum(sizes), apply, init, loss_and_grad)
+
+
+def make_model(name: str, *, n_features: int, hidden: int = 16) -> Model:
+    """Build a model family by name: ``logreg`` or ``mlp``."""
+    if name == "logreg":
+        return _logreg(n_features)
+    if name == "mlp":
+        return _mlp(n_features, hidden)
+    raise ValueError(f"model.name = {name!r} is not allowed: choose one of logreg, mlp")

@@ -1,0 +1,43 @@
+"""The headless CLI: config printing, overrides, outputs, clear errors."""
+
+import json
+
+from fedlab_core.cli import main
+from fedlab_core.config import ExperimentConfig
+
+
+def test_config_prints_default_toml(capsys):
+    assert main(["config"]) == 0
+    assert ExperimentConfig.from_toml(capsys.readouterr().out) == ExperimentConfig()
+
+
+def test_run_writes_history_config_and_figure(tmp_path, capsys):
+    cfg_file = tmp_path / "exp.toml"
+    cfg_file.write_text(ExperimentConfig().with_overrides({"data.n_samples": 500}).to_toml())
+    code = main(["run", "--config", str(cfg_file), "--set", "federation.rounds=3",
+                 "--set", "train.lr=0.2", "--out", str(tmp_path / "out")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "round limit 3 reached" in out
+    table = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(line.split()[0]) for line in table] == [1, 2, 3]
+    saved = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert saved["config"]["train"]["lr"] == 0.2 and len(saved["records"]) == 3
+    assert ExperimentConfig.from_toml((tmp_path / "out" / "config.toml").read_text()).train.lr == 0.2
+    assert "plotly" in (tmp_path / "out" / "curves.html").read_text()[:5000].lower()
+
+
+def test_bad_override_is_a_clear_error(capsys):
+    assert main(["run", "--set", "data.n_clients=0"]) == 2
+    err = capsys.readouterr().err
+    assert "data.n_clients = 0 is not allowed" in err
+
+
+def test_malformed_set(capsys):
+    assert main(["config", "--set", "train.lr"]) == 2
+    assert "write key=value" in capsys.readouterr().err
+
+
+def test_missing_config_file(capsys, tmp_path):
+    assert main(["run", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "no such file" in capsys.readouterr().err
