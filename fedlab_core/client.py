@@ -59,7 +59,10 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
     Returns
     -------
     thetas : ``(K, P)`` parameters after local training.
-    mean_loss : ``(K,)`` each client's mean training loss over its steps.
+    mean_loss : ``(K,)`` each client's mean training loss over the steps of its
+        first local epoch (for full batch: the starting model's loss on the
+        client's training rows). Later epochs skip the loss, which saves
+        ~10 % of a full-batch round.
 
     Examples
     --------
@@ -78,11 +81,12 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
 
     if batch_size == 0 or batch_size >= n_max:
         weight = mask.to(X.dtype) / n.clamp(min=1).unsqueeze(1).to(X.dtype)
-        for _ in range(epochs):
-            loss, grad = model.loss_and_grad(thetas, X, y, weight)
+        for epoch in range(epochs):
+            loss, grad = model.loss_and_grad(thetas, X, y, weight, with_loss=epoch == 0)
             thetas.sub_(grad, alpha=lr)
-            loss_sum += loss
-        return thetas, loss_sum / epochs
+            if loss is not None:
+                loss_sum = loss
+        return thetas, loss_sum
 
     if generator is None:
         raise ValueError("local_train: minibatch SGD needs a generator (randomness is passed in)")
@@ -100,14 +104,16 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
                         v / count.clamp(min=1), (count > 0).to(X.dtype)))
     offsets = (torch.arange(K, device=X.device) * n_max).unsqueeze(1)
     X_rows, y_rows = X.reshape(K * n_max, d), y.reshape(K * n_max)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         # shuffle every client's rows once per epoch; batches are then contiguous slices
         flat = (epoch_order(mask, generator=generator).to(X.device) + offsets).view(-1)
         X_shuffled = X_rows.index_select(0, flat).view(K, n_max, d)
         y_shuffled = y_rows.index_select(0, flat).view(K, n_max)
         for rows, weight, active in batches:
-            loss, grad = model.loss_and_grad(thetas, X_shuffled[:, rows], y_shuffled[:, rows], weight)
+            loss, grad = model.loss_and_grad(thetas, X_shuffled[:, rows], y_shuffled[:, rows], weight,
+                                             with_loss=epoch == 0)
             thetas.sub_(grad * active, alpha=lr)   # used-up clients stand still
-            loss_sum += loss * active.squeeze(1)
-            steps += active.squeeze(1)
+            if loss is not None:
+                loss_sum += loss * active.squeeze(1)
+                steps += active.squeeze(1)
     return thetas, loss_sum / steps.clamp(min=1)

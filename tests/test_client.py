@@ -60,6 +60,11 @@ def test_vectorised_equals_per_client_loop(name, batch_size):
                                batch_size=batch_size, orders=per_client_orders)
         torch.testing.assert_close(out[k], ref, rtol=1e-12, atol=1e-12)
     assert torch.isfinite(loss).all()
+    if batch_size == 0:  # full batch: the loss reported is the starting model's training loss
+        for k, nk in enumerate(SIZES):
+            start = torch.nn.functional.binary_cross_entropy_with_logits(
+                model.apply(theta0.unsqueeze(0), X[k:k + 1, :nk]).squeeze(0), y[k, :nk])
+            torch.testing.assert_close(loss[k], start)
 
 
 def test_padding_does_not_leak():
