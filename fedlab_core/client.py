@@ -84,7 +84,7 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
         for epoch in range(epochs):
             loss, grad = model.loss_and_grad(thetas, X, y, weight, with_loss=epoch == 0)
             thetas.sub_(grad, alpha=lr)
-            if loss is not None:
+            if epoch == 0:
                 loss_sum = loss
         return thetas, loss_sum
 
@@ -113,7 +113,7 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
             loss, grad = model.loss_and_grad(thetas, X_shuffled[:, rows], y_shuffled[:, rows], weight,
                                              with_loss=epoch == 0)
             thetas.sub_(grad * active, alpha=lr)   # used-up clients stand still
-            if loss is not None:
+            if epoch == 0:
                 loss_sum += loss * active.squeeze(1)
                 steps += active.squeeze(1)
     return thetas, loss_sum / steps.clamp(min=1)
