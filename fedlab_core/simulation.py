@@ -15,6 +15,7 @@ another ``run()``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Callable, Iterable
@@ -39,6 +40,28 @@ Callback = Callable[[RoundRecord, "Simulation"], "bool | None"]
 
 def _torch_generator(seed_seq: np.random.SeedSequence) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed_seq.generate_state(1, dtype=np.uint64)[0] >> 1))
+
+
+# Below this many training numbers a round is a few milliseconds of tiny
+# tensor ops, where a second OpenMP thread only adds synchronisation: on a
+# busy 2-core machine (a classroom laptop, Binder, a notebook beside a
+# browser) it turned 3 ms rounds into 230 ms spikes (measured). Such
+# federations compute on one thread.
+SMALL_FEDERATION = 1_000_000
+
+
+@contextlib.contextmanager
+def _threads_for(federation: Federation):
+    small = federation.X_train.numel() < SMALL_FEDERATION and federation.X_train.device.type == "cpu"
+    before = torch.get_num_threads()
+    if not small or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _device(name: str) -> torch.device:
@@ -114,6 +137,10 @@ class Simulation:
 
     def step(self) -> RoundRecord:
         """Run one round and return its record."""
+        with _threads_for(self.federation):
+            return self._step()
+
+    def _step(self) -> RoundRecord:
         if self.done:
             raise RuntimeError(f"this run has ended ({self.history.stop_reason}); "
                                "start a new Simulation, or raise federation.rounds")

@@ -1,0 +1,70 @@
+"""Automatic checks for the notebooks' exercises.
+
+Each check prints a short verdict a learner can act on, and returns ``True``
+or ``False`` so a notebook test can assert on it.
+
+>>> import torch
+>>> check_fedavg(lambda deltas, weights: (weights / weights.sum()) @ deltas)
+✅ Your FedAvg matches the engine's on 20 random federations.
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+
+def check_fedavg(my_fedavg: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
+                 trials: int = 20, seed: int = 0) -> bool:
+    """Compare a learner's ``my_fedavg(deltas (K, P), weights (K,)) -> (P,)`` with ``fedavg``."""
+    from fedlab_core.aggregate import fedavg
+
+    gen = torch.Generator().manual_seed(seed)
+    for trial in range(trials):
+        K = int(torch.randint(1, 8, (1,), generator=gen))
+        deltas = torch.randn(K, 5, generator=gen, dtype=torch.float64)
+        weights = torch.randint(1, 500, (K,), generator=gen).to(torch.float64)
+        try:
+            got = torch.as_tensor(my_fedavg(deltas, weights), dtype=torch.float64)
+        except Exception as err:  # show the learner's error as feedback, not a traceback
+            print(f"❌ Your function raised {type(err).__name__}: {err}")
+            return False
+        want = fedavg(deltas, weights)
+        if got.shape != want.shape:
+            print(f"❌ Shape {tuple(got.shape)}, expected {tuple(want.shape)}: one number per parameter.")
+            return False
+        if not torch.allclose(got, want, atol=1e-9):
+            hint = ("Hint: did you weight by the number of patients?"
+                    if torch.allclose(got, deltas.mean(0)) else
+                    "Hint: divide by the total weight, sum_k n_k.")
+            print(f"❌ Trial {trial + 1}: got {got.tolist()}, expected {want.tolist()}. {hint}")
+            return False
+    print(f"✅ Your FedAvg matches the engine's on {trials} random federations.")
+    return True
+
+
+def check_number(answer: float | None, expected: float, *, tolerance: float, what: str) -> bool:
+    """Check a numeric answer read off a figure or table, within ``tolerance``."""
+    if answer is None or (isinstance(answer, float) and math.isnan(answer)):
+        print(f"✏️  Fill in your answer for {what}.")
+        return False
+    if abs(answer - expected) <= tolerance:
+        print(f"✅ Right: {what} is {expected:.3g} (you said {answer:.3g}).")
+        return True
+    print(f"❌ Not quite: you said {answer:.3g} for {what}; look again (within ±{tolerance:g}).")
+    return False
+
+
+def check_choice(answer: str | None, expected: str, *, what: str, why: str = "") -> bool:
+    """Check a named answer (a hospital, a partition) case-insensitively."""
+    if not answer:
+        print(f"✏️  Fill in your answer for {what}.")
+        return False
+    if answer.strip().lower() == expected.strip().lower():
+        print(f"✅ Right: {what} is {expected}. {why}".rstrip())
+        return True
+    print(f"❌ Not {answer}: look again at {what}.")
+    return False
