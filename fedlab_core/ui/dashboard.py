@@ -1,0 +1,738 @@
+"""The experiment dashboard: settings, the data split, Run / Step / Stop / Reset, live curves.
+
+``Dashboard(config)`` as the last expression of a cell (or ``display(dash)``)
+shows it. Rounds run in a background thread that calls ``Simulation.step()``,
+so the kernel stays free while a run goes on; Stop ends it after the current
+round and the rounds done so far stay, and stay plotted.
+
+Two ways to draw the learning curves:
+
+- a plotly ``FigureWidget`` updated in place (JupyterLab, Notebook 7, Voila);
+- a static fallback, a plain ``go.Figure`` redrawn through a display handle
+  at most once a second, for front ends where plotly's widget does not load
+  (Colab, VS Code). ``FEDLAB_STATIC_PLOTS=1`` forces it, ``=0`` forbids it.
+
+The widget code sticks to APIs shared by ipywidgets 7 (Colab) and 8.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+from IPython.display import display
+
+from fedlab_core import viz
+from fedlab_core.aggregate import AGGREGATORS
+from fedlab_core.config import DATASETS, MODELS, PARTITIONS, ExperimentConfig
+from fedlab_core.history import History
+
+__all__ = ["Dashboard", "static_plots_wanted"]
+
+WIDGET_MIN_INTERVAL_S = 0.1   # live FigureWidget: at most ~10 redraws a second
+STATIC_MIN_INTERVAL_S = 1.0   # static fallback: at most one redraw a second
+RESYNC_EVERY = 5              # rounds between full widget-state re-syncs
+
+# which knob shows for which partition / dataset
+_PARTITION_KNOBS = {"data.alpha": "dirichlet", "data.quantity_sigma": "quantity",
+                    "data.labels_per_client": "pathological"}
+_SYNTHETIC_KNOBS = ("data.covariate_shift", "data.label_shift", "data.size_skew",
+                    "data.measurement_bias", "data.label_noise", "data.missing_rate")
+_STYLE = {"description_width": "150px"}
+def _wide() -> widgets.Layout:
+    return widgets.Layout(width="360px")  # one per widget: display is toggled per widget
+
+
+def _in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def static_plots_wanted() -> bool:
+    """Whether to draw static figures instead of a live ``FigureWidget``.
+
+    ``FEDLAB_STATIC_PLOTS=1`` (or ``true``/``yes``) forces static plots and
+    ``=0`` forces the widget; otherwise static plots are chosen on Colab and
+    in VS Code, where plotly's widget front end is known not to load.
+    """
+    flag = os.environ.get("FEDLAB_STATIC_PLOTS", "").strip().lower()
+    if flag in ("1", "true", "yes", "on"):
+        return True
+    if flag in ("0", "false", "no", "off"):
+        return False
+    return _in_colab() or "VSCODE_PID" in os.environ
+
+
+def _enable_colab_widgets() -> None:
+    if not _in_colab():
+        return
+    try:  # third-party widgets need Colab's custom widget manager
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.enable_custom_widget_manager()
+    except Exception:
+        pass
+
+
+class Dashboard:
+    """Settings, data split, controls and live learning curves for one experiment.
+
+    Parameters
+    ----------
+    config : the starting settings (default ``ExperimentConfig()``). Settings
+        without a control (e.g. stopping rules, ``baselines``) are kept from it.
+    static : draw static figures instead of a ``FigureWidget``; ``None``
+        decides from ``FEDLAB_STATIC_PLOTS`` and the front end.
+    debounce_s : wait this long after the last data-setting change before
+        redrawing the data split (``0``: redraw at once).
+    round_delay : seconds to pause between rounds of a run, to watch it slowly.
+    max_clients : upper end of the hospitals slider.
+
+    Attributes
+    ----------
+    simulation : the current ``Simulation`` (``None`` before the first Run/Step
+        and after Reset).
+    figure : the learning-curve figure (a ``FigureWidget``, or a ``go.Figure``
+        in static mode).
+    partition_figure : the data-split figure.
+    widget : the root ipywidgets box (what gets displayed).
+    error : the last exception of a run, or ``None``.
+    """
+
+    def __init__(self, config: ExperimentConfig | None = None, *, static: bool | None = None,
+                 debounce_s: float = 0.4, round_delay: float = 0.0, max_clients: int = 20) -> None:
+        self._base = config or ExperimentConfig()
+        self.static = static_plots_wanted() if static is None else bool(static)
+        _enable_colab_widgets()
+        self.debounce_s = float(debounce_s)
+        self.round_delay = float(round_delay)
+        self.simulation = None
+        self.error: BaseException | None = None
+        self.error_traceback: str | None = None
+        self.metric = "accuracy"
+        self.figure: go.Figure | None = None
+        self.partition_figure: go.Figure = go.Figure()
+
+        self._lock = threading.RLock()      # guards the figures and the simulation swap
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+        self._timer: threading.Timer | None = None
+        self._handles: list[Any] = []       # static mode: display handles (curves)
+        self._partition_handles: list[Any] = []
+        self._chart_key = None
+        self._last_draw = 0.0
+        self._dirty = False
+        self._elapsed = 0.0
+        self._preview = None                # a Simulation built for the data-split preview
+        self._partition_key = None
+        self._config_error: str | None = None
+
+        self._build_controls(self._base, max_clients)
+        self._build_layout()
+        self._on_settings_change(None)
+        # the data split and an empty chart are there from the start
+        self.refresh_partition()
+        self._reset_chart(self._empty_history())
+
+    # ---- building -------------------------------------------------------
+    def _build_controls(self, cfg: ExperimentConfig, max_clients: int) -> None:
+        d, t, f = cfg.data, cfg.train, cfg.federation
+
+        def slider(cls, value, lo, hi, step, desc, **kw):
+            hi = max(hi, value)  # a config value beyond the usual range still fits
+            return cls(value=value, min=lo, max=hi, step=step, description=desc,
+                       continuous_update=False, style=_STYLE, layout=_wide(), **kw)
+
+        c: dict[str, widgets.Widget] = {}
+        c["data.dataset"] = widgets.Dropdown(options=list(DATASETS), value=d.dataset,
+                                             description="dataset", style=_STYLE, layout=_wide())
+        c["data.n_clients"] = slider(widgets.IntSlider, d.n_clients, 1, max_clients, 1, "hospitals")
+        c["data.partition"] = widgets.Dropdown(options=list(PARTITIONS), value=d.partition,
+                                               description="partition", style=_STYLE, layout=_wide())
+        c["data.alpha"] = widgets.FloatLogSlider(
+            value=d.alpha, base=10, min=-2, max=max(2, math.log10(d.alpha)), step=0.1,
+            description="alpha (label skew)", continuous_update=False, style=_STYLE,
+            layout=_wide(), readout_format=".3g")
+        c["data.quantity_sigma"] = slider(widgets.FloatSlider, d.quantity_sigma, 0.0, 5.0, 0.1,
+                                          "size spread (sigma)")
+        c["data.labels_per_client"] = slider(widgets.IntSlider, d.labels_per_client, 1, 2, 1,
+                                             "labels per hospital")
+        c["data.n_samples"] = widgets.IntText(value=d.n_samples, description="patients",
+                                              style=_STYLE, layout=_wide())
+        for knob, hi in (("covariate_shift", 1.0), ("label_shift", 1.0), ("size_skew", 1.0),
+                         ("measurement_bias", 1.0), ("label_noise", 0.5), ("missing_rate", 0.9)):
+            c[f"data.{knob}"] = slider(widgets.FloatSlider, getattr(d, knob), 0.0, hi, 0.05,
+                                       knob.replace("_", " "))
+        c["model.name"] = widgets.Dropdown(options=list(MODELS), value=cfg.model.name,
+                                           description="model", style=_STYLE, layout=_wide())
+        c["train.local_epochs"] = slider(widgets.IntSlider, t.local_epochs, 1, 20, 1,
+                                         "local epochs")
+        c["train.lr"] = widgets.FloatText(value=t.lr, step=0.01, description="learning rate",
+                                          style=_STYLE, layout=_wide())
+        c["federation.rounds"] = widgets.IntText(value=f.rounds, description="rounds",
+                                                 style=_STYLE, layout=_wide())
+        aggregators = list(AGGREGATORS)
+        if f.aggregator not in aggregators:
+            aggregators.append(f.aggregator)
+        c["federation.aggregator"] = widgets.Dropdown(options=aggregators, value=f.aggregator,
+                                                      description="aggregator", style=_STYLE,
+                                                      layout=_wide())
+        c["federation.client_fraction"] = slider(widgets.FloatSlider, f.client_fraction, 0.05, 1.0,
+                                                 0.05, "client fraction")
+        c["seed"] = widgets.IntText(value=cfg.seed, description="seed", style=_STYLE, layout=_wide())
+        self.controls = c
+        for key, w in c.items():
+            w.add_class("fedlab-setting")
+            w.add_class("fedlab-" + key.replace(".", "-").replace("_", "-"))
+            w.observe(self._on_settings_change, names="value")
+
+        def button(desc, icon, style, cls, tip):
+            b = widgets.Button(description=desc, icon=icon, button_style=style, tooltip=tip,
+                               layout=widgets.Layout(width="96px"))
+            b.add_class(cls)
+            return b
+
+        self.run_button = button("Run", "play", "success", "fedlab-run",
+                                 "run rounds until a stopping rule fires (the kernel stays free)")
+        self.step_button = button("Step", "step-forward", "info", "fedlab-step", "run one round")
+        self.stop_button = button("Stop", "stop", "danger", "fedlab-stop",
+                                  "stop after the current round; the history stays")
+        self.reset_button = button("Reset", "refresh", "warning", "fedlab-reset",
+                                   "forget this run; the next Run starts from scratch")
+        self.stop_button.disabled = True
+        self.run_button.on_click(lambda _b: self._guard(self.run))
+        self.step_button.on_click(lambda _b: self._guard(self.step))
+        self.stop_button.on_click(lambda _b: self._guard(self.stop))
+        self.reset_button.on_click(lambda _b: self._guard(self.reset))
+
+        self.metric_dropdown = widgets.Dropdown(
+            options=[(viz.METRIC_LABELS[m], m) for m in ("accuracy", "auc", "loss")],
+            value="accuracy", description="metric", layout=widgets.Layout(width="220px"))
+        self.metric_dropdown.add_class("fedlab-metric")
+        self.metric_dropdown.observe(self._on_metric_change, names="value")
+
+        self.progress = widgets.IntProgress(value=0, min=0, max=max(1, f.rounds),
+                                            layout=widgets.Layout(width="360px"))
+        self.progress.add_class("fedlab-progress")
+        self.progress_text = widgets.Label(value=f"round 0 / {f.rounds}")
+        self.progress_text.add_class("fedlab-progress-text")
+        self.status = widgets.HTML(value="")
+        self.status.add_class("fedlab-status")
+        self.error_label = widgets.HTML(value="")
+        self.error_label.add_class("fedlab-error")
+        self.partition_error = widgets.HTML(value="")
+        self.partition_error.add_class("fedlab-partition-error")
+
+    def _build_layout(self) -> None:
+        c = self.controls
+
+        def section(title, keys):
+            return widgets.VBox([widgets.HTML(f"<b>{html.escape(title)}</b>")] + [c[k] for k in keys])
+
+        data_box = section("Data: patients and hospitals",
+                           ["data.dataset", "data.n_clients", "data.partition", "data.alpha",
+                            "data.quantity_sigma", "data.labels_per_client", "data.n_samples",
+                            *_SYNTHETIC_KNOBS, "seed"])
+        train_box = section("Local training", ["model.name", "train.local_epochs", "train.lr"])
+        server_box = section("Server", ["federation.rounds", "federation.aggregator",
+                                        "federation.client_fraction"])
+        self._partition_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
+        self._partition_box.add_class("fedlab-partition")
+        self._chart_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
+        self._chart_box.add_class("fedlab-chart")
+        buttons = widgets.HBox([self.run_button, self.step_button, self.stop_button,
+                                self.reset_button, self.metric_dropdown])
+        progress = widgets.HBox([self.progress, self.progress_text])
+        column = widgets.Layout(min_width="380px", margin="0 24px 0 0")
+        data_box.layout = column
+        parts = [
+            # settings, top to bottom as a round reads: data, local training, server
+            widgets.HBox([data_box, widgets.VBox([train_box, server_box])],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+            self.error_label,
+            self._partition_box,
+            self.partition_error,
+            buttons,
+            progress,
+            self.status,
+        ]
+        if self.static:
+            parts.remove(self._partition_box)  # drawn through a display handle instead
+        if not self.static:
+            parts.append(self._chart_box)
+        self.widget = widgets.VBox(parts)
+        self.widget.add_class("fedlab-dashboard")
+
+    # ---- display --------------------------------------------------------
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+        if self.static:
+            # plain figures through display handles: no plotly widget needed
+            # (and no Output widget, which Colab does not render plotly in)
+            # (a plotly figure displays itself through _ipython_display_, which
+            # drops display_id: hand IPython its mime bundle instead)
+            self._partition_handles.append(
+                display(_figure_bundle(self.partition_figure), raw=True, display_id=True))
+            self._handles.append(display(_figure_bundle(self.figure), raw=True, display_id=True))
+
+    # ---- settings -------------------------------------------------------
+    def _overrides(self) -> dict[str, Any]:
+        return {key: w.value for key, w in self.controls.items()}
+
+    @property
+    def config(self) -> ExperimentConfig:
+        """The settings as shown (raises ``ValueError`` naming the field if one is bad)."""
+        return self._base.with_overrides(self._overrides())
+
+    def _try_config(self) -> ExperimentConfig | None:
+        try:
+            cfg = self.config
+        except (ValueError, TypeError) as e:
+            self._config_error = str(e)
+            self._show_error(str(e))
+            return None
+        self._config_error = None
+        return cfg
+
+    def _on_settings_change(self, change) -> None:
+        self._update_visibility()
+        cfg = self._try_config()
+        if cfg is None:
+            return
+        self._show_error("")
+        sim = self.simulation
+        if sim is not None and sim.config != cfg and not self.running:
+            self._set_status("settings changed: the next Run or Step starts a new simulation")
+        elif sim is None and not self.running:
+            self._set_status(f"ready: {cfg.data.n_clients} hospitals, {cfg.federation.rounds} "
+                             "rounds — press Run or Step")
+        if change is not None and (change["owner"] is self.controls["seed"]
+                                   or any(change["owner"] is self.controls[k]
+                                          for k in self.controls if k.startswith("data."))):
+            self._schedule_partition()
+
+    def _update_visibility(self) -> None:
+        c = self.controls
+        partition, dataset = c["data.partition"].value, c["data.dataset"].value
+        for key, wanted in _PARTITION_KNOBS.items():
+            _show(c[key], partition == wanted)
+        for key in _SYNTHETIC_KNOBS:
+            _show(c[key], dataset == "synthetic" and partition == "natural")
+        _show(c["data.n_samples"], dataset == "synthetic")
+
+    def _set_settings_enabled(self, enabled: bool) -> None:
+        for w in self.controls.values():
+            w.disabled = not enabled
+
+    # ---- data split preview ----------------------------------------------
+    def _schedule_partition(self) -> None:
+        if self.debounce_s <= 0:
+            self.refresh_partition()
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(self.debounce_s, self._guarded_refresh)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _guarded_refresh(self) -> None:
+        try:
+            self.refresh_partition()
+        except Exception as e:  # never let a timer thread die silently
+            self.partition_error.value = _error_html(f"{type(e).__name__}: {e}")
+
+    def refresh_partition(self, *, force: bool = False) -> None:
+        """Rebuild the data split for the current settings and redraw its figure."""
+        cfg = self._try_config()
+        if cfg is None:
+            return
+        key = (cfg.data, cfg.seed)
+        if key == self._partition_key and not force:
+            return
+        from fedlab_core.simulation import Simulation
+
+        try:
+            sim = Simulation(cfg)
+        except Exception as e:
+            # a data setting the loader rejects (e.g. too few patients for a
+            # partition) reads as text, the last split stays on screen
+            self.partition_error.value = _error_html(_describe(e))
+            return
+        with self._lock:
+            self._preview = sim
+        self._show_partition(sim.dataset, key)
+
+    def _show_partition(self, dataset, key) -> None:
+        try:
+            summary = _summarize(dataset)
+            fig = viz.partition_figure(summary)
+        except Exception as e:
+            self.partition_error.value = _error_html(_describe(e))
+            return
+        self.partition_error.value = ""
+        self._partition_key = key
+        with self._lock:
+            self.partition_figure = fig
+            if self.static:
+                _update_handles(self._partition_handles, fig)
+            else:
+                # a fresh widget carries its whole state: nothing to re-sync later
+                fw = self._figure_widget(fig)
+                if fw is None:
+                    return
+                self._partition_box.children = (fw,)
+                self.partition_figure = fw
+
+    # ---- the chart --------------------------------------------------------
+    def _figure_widget(self, fig: go.Figure):
+        try:
+            return go.FigureWidget(fig)
+        except Exception as e:  # e.g. anywidget missing: fall back to static plots
+            self._switch_to_static(e)
+            return None
+
+    def _switch_to_static(self, why: BaseException) -> None:
+        if self.static:
+            return
+        self.static = True
+        self._chart_box.children = ()
+        self._partition_box.children = ()
+        self._set_status(f"live plots unavailable ({type(why).__name__}); showing static plots")
+
+    def _empty_history(self) -> History:
+        sim = self._preview
+        cfg = self._try_config() or self._base
+        names = list(sim.history.client_names) if sim is not None else []
+        return History(config=cfg.to_dict(), client_names=names)
+
+    def _reset_chart(self, history: History) -> None:
+        """Point the chart at ``history``: reuse the widget when the traces match, else rebuild."""
+        baselines = bool(history.config.get("baselines", True))
+        rounds = (history.config.get("federation") or {}).get("rounds")
+        key = (tuple(history.client_names), baselines)
+        with self._lock:
+            if not self.static and key == self._chart_key and isinstance(self.figure, go.FigureWidget):
+                fw = self.figure
+                with fw.batch_update():
+                    viz.update_learning_curves(fw, history, metric=self.metric, baselines=baselines)
+                    viz.set_round_range(fw, rounds)
+                self._resync()
+            else:
+                fig = viz.learning_curves(history, metric=self.metric, baselines=baselines)
+                fw = None if self.static else self._figure_widget(fig)
+                if fw is not None:
+                    self.figure = fw
+                    self._chart_box.children = (fw,)
+                else:
+                    self.figure = fig
+                    _update_handles(self._handles, fig)
+                self._chart_key = key
+            self._last_draw = time.monotonic()
+            self._dirty = False
+
+    def _update_chart(self, *, force: bool = False) -> None:
+        """Redraw the curves from the simulation's history, at most every so often."""
+        sim = self.simulation
+        if sim is None:
+            return
+        now = time.monotonic()
+        interval = STATIC_MIN_INTERVAL_S if self.static else WIDGET_MIN_INTERVAL_S
+        if not force and now - self._last_draw < interval:
+            self._dirty = True
+            return
+        with self._lock:
+            history, baselines = sim.history, sim.config.baselines
+            if self.static:
+                self.figure = viz.learning_curves(history, metric=self.metric, baselines=baselines)
+                _update_handles(self._handles, self.figure)
+            else:
+                with self.figure.batch_update():
+                    viz.update_learning_curves(self.figure, history, metric=self.metric,
+                                               baselines=baselines)
+            self._last_draw = time.monotonic()
+            self._dirty = False
+
+    def _resync(self) -> None:
+        """Copy the live figure's whole state into the synced widget state.
+
+        ``batch_update`` only streams deltas; a view that connects later (page
+        reload, saved widget state, Voila) reads the synced state, which plotly
+        refreshes on construction and on display only.
+        """
+        fig = self.figure
+        if self.static or not isinstance(fig, go.FigureWidget):
+            return
+        with self._lock:
+            try:
+                fig._repr_mimebundle_()
+            except Exception:
+                pass
+
+    def _on_metric_change(self, change) -> None:
+        self.metric = change["new"]
+        with self._lock:
+            if self.static:
+                if self.simulation is not None:
+                    self._update_chart(force=True)
+                else:
+                    self._reset_chart(self._empty_history())
+                return
+            fw = self.figure
+            history = self.simulation.history if self.simulation else self._empty_history()
+            baselines = self.simulation.config.baselines if self.simulation else None
+            with fw.batch_update():
+                viz.set_metric_axes(fw, self.metric)
+                viz.update_learning_curves(fw, history, metric=self.metric, baselines=baselines)
+            self._resync()
+
+    # ---- status ---------------------------------------------------------
+    def _set_status(self, text: str, *, kind: str = "info") -> None:
+        color = {"info": "#333", "done": "#0072B2", "stopped": "#D55E00"}.get(kind, "#333")
+        self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+
+    def _show_error(self, text: str) -> None:
+        self.error_label.value = _error_html(text) if text else ""
+
+    def _set_progress(self, sim, elapsed: float) -> None:
+        n = sim.config.federation.rounds
+        self.progress.max = max(1, n)
+        self.progress.value = min(sim.round, self.progress.max)
+        self.progress_text.value = f"round {sim.round} / {n} · {elapsed:.1f} s"
+
+    @property
+    def running(self) -> bool:
+        """Whether a background run is going on."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.disabled = running
+        self.step_button.disabled = running
+        self.stop_button.disabled = not running
+        self._set_settings_enabled(not running)
+        self.progress.bar_style = "info" if running else ""
+
+    # ---- actions --------------------------------------------------------
+    def _guard(self, action) -> None:
+        """Button callbacks: an exception becomes text on the dashboard, not a traceback."""
+        try:
+            action()
+        except Exception as e:
+            self._record_error(e)
+
+    def _record_error(self, e: BaseException) -> None:
+        self.error = e
+        self.error_traceback = traceback.format_exc()
+        self._show_error(_describe(e))
+
+    def _prepare(self):
+        """The simulation to advance: a new one when there is none, the settings
+        changed, or the last run ended. Never mixes two configs in one history."""
+        cfg = self._try_config()
+        if cfg is None:
+            self._set_status("fix the setting shown in red first")
+            return None
+        sim = self.simulation
+        if sim is not None and sim.config == cfg and not sim.done:
+            return sim
+        from fedlab_core.simulation import Simulation
+
+        with self._lock:
+            preview = self._preview
+        try:
+            if preview is not None and preview.config == cfg and preview.round == 0:
+                new = preview
+            else:
+                new = Simulation(cfg)
+        except Exception as e:
+            self._record_error(e)
+            self._set_status("could not start: see the message in red")
+            return None
+        with self._lock:
+            self._preview = None  # used up: the next preview builds its own
+            self.simulation = new
+            self._elapsed = 0.0
+        self.error = None
+        self._show_error("")
+        if (cfg.data, cfg.seed) != self._partition_key:
+            self._show_partition(new.dataset, (cfg.data, cfg.seed))
+        self._reset_chart(new.history)
+        self._set_progress(new, 0.0)
+        return new
+
+    def step(self):
+        """Run one round now (in this thread) and redraw; returns its ``RoundRecord``."""
+        if self.running:
+            return None
+        sim = self._prepare()
+        if sim is None:
+            return None
+        t0 = time.perf_counter()
+        try:
+            rec = sim.step()
+        except Exception as e:
+            self._record_error(e)
+            self._set_status(f"round {sim.round + 1} failed: see the message in red")
+            return None
+        self._elapsed += time.perf_counter() - t0
+        self._set_progress(sim, self._elapsed)
+        self._update_chart(force=True)
+        self._resync()
+        if sim.done:
+            self._finish_status(sim)
+        else:
+            self._set_status(self._round_summary(sim))
+        return rec
+
+    def run(self, block: bool = False) -> None:
+        """Run rounds in a background thread until a stopping rule fires or Stop.
+
+        ``block=True`` waits for the run to end (for scripts and tests).
+        """
+        if self.running:
+            return
+        sim = self._prepare()
+        if sim is None:
+            return
+        self._stop_event = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(sim, self._stop_event),
+                                        name="fedlab-run", daemon=True)
+        self._set_running(True)
+        self._set_status(f"running… round {sim.round} / {sim.config.federation.rounds}")
+        self._thread.start()
+        if block:
+            self.wait()
+
+    def _loop(self, sim, stop_event: threading.Event) -> None:
+        t0 = time.perf_counter()
+        elapsed0 = self._elapsed
+        n = sim.config.federation.rounds
+        try:
+            while not sim.done and not stop_event.is_set():
+                sim.step()
+                elapsed = elapsed0 + time.perf_counter() - t0
+                self._set_progress(sim, elapsed)
+                self._set_status(f"running… round {sim.round} / {n}")
+                self._update_chart()
+                if sim.round % RESYNC_EVERY == 0:
+                    self._resync()
+                if self.round_delay > 0 and not sim.done:
+                    stop_event.wait(self.round_delay)
+            if stop_event.is_set() and not sim.done:
+                # the same words as Simulation.run() uses for request_stop()
+                sim.history.stop_reason = f"stopped by user after round {sim.round}"
+        except Exception as e:
+            self._record_error(e)
+            self._set_status(f"round {sim.round + 1} failed: see the message in red",
+                             kind="stopped")
+        finally:
+            self._elapsed = elapsed0 + time.perf_counter() - t0
+            try:
+                self._set_progress(sim, self._elapsed)
+                self._update_chart(force=True)
+                self._resync()
+                if self.error is None:
+                    self._finish_status(sim)
+            finally:
+                self._set_running(False)
+
+    def _round_summary(self, sim) -> str:
+        rec = sim.history.last()
+        acc = rec.global_pooled.get("accuracy", math.nan) if rec else math.nan
+        return (f"round {sim.round} / {sim.config.federation.rounds}: "
+                f"global model accuracy {acc:.3f} on the pooled test set")
+
+    def _finish_status(self, sim) -> None:
+        reason = sim.history.stop_reason
+        if reason is None:
+            self._set_status(self._round_summary(sim))
+            return
+        by_user = reason.startswith("stopped by user")
+        more = "press Run to go on, Reset to start over" if by_user else "press Run to start a new run"
+        self._set_status(f"{reason} — {more}", kind="stopped" if by_user else "done")
+        if not by_user:
+            self.progress.bar_style = "success"
+
+    def stop(self) -> None:
+        """Stop a background run after the current round; its history stays."""
+        if not self.running:
+            return
+        self._stop_event.set()
+        sim = self.simulation
+        if sim is not None:
+            sim.request_stop()
+        self._set_status("stopping after this round…", kind="stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a background run to end; ``True`` if none is left running."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+        return not self.running
+
+    def reset(self) -> None:
+        """Stop any run and forget it; the next Run starts a new simulation."""
+        if self.running:
+            self.stop()
+            self.wait(30)
+        with self._lock:
+            self.simulation = None
+            self._elapsed = 0.0
+        self.error = None
+        self._show_error("")
+        if self._preview is None:
+            self.refresh_partition(force=True)
+        self._reset_chart(self._empty_history())
+        cfg = self._try_config()
+        n = cfg.federation.rounds if cfg else self.progress.max
+        self.progress.value = 0
+        self.progress.max = max(1, n)
+        self.progress.bar_style = ""
+        self.progress_text.value = f"round 0 / {n}"
+        if cfg is not None:
+            self._set_status("reset: press Run or Step to start a new simulation")
+
+
+def _figure_bundle(fig: go.Figure) -> dict[str, Any]:
+    """The figure's mime bundle: plotly's JSON mimetype (JupyterLab, VS Code) plus
+    whatever the current plotly renderer adds (e.g. HTML on Colab)."""
+    try:
+        bundle = dict(fig._repr_mimebundle_() or {})
+    except Exception:
+        bundle = {}
+    bundle.setdefault("application/vnd.plotly.v1+json", fig.to_plotly_json())
+    bundle.setdefault("text/plain", f"<plotly figure: {len(fig.data)} traces>")
+    return bundle
+
+
+def _update_handles(handles, fig: go.Figure) -> None:
+    if handles:
+        bundle = _figure_bundle(fig)
+        for h in handles:
+            h.update(bundle, raw=True)
+
+
+def _show(w: widgets.Widget, visible: bool) -> None:
+    w.layout.display = "" if visible else "none"
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, ValueError):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+def _error_html(text: str) -> str:
+    return f'<span style="color:#D55E00"><b>⚠</b> {html.escape(text)}</span>'
+
+
+def _summarize(dataset):
+    from fedlab_core.heterogeneity import summarize
+
+    return summarize(dataset)

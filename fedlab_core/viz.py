@@ -1,0 +1,399 @@
+"""Plotly figure builders: data in, ``go.Figure`` out.
+
+Pure functions, no widgets and no state. The dashboards (``fedlab_core.ui``)
+wrap them in a live ``FigureWidget``; notebooks show them directly.
+
+- ``partition_figure(summary)``: how the patients are split across hospitals
+  (sizes, label mix, Jensen–Shannon distance of each hospital's labels to the
+  pooled labels), so the odd hospital stands out at a glance.
+- ``learning_curves(history)``: the global model against the baselines, on
+  the pooled test set and on each hospital's own test set.
+- ``curve_data(history)``: just the ``(x, y)`` of every trace of
+  ``learning_curves``, in the same order, for live updates without a rebuild.
+
+Colours are the Okabe–Ito colour-blind-safe set (Okabe & Ito 2008, "Color
+Universal Design"); a hospital is also told apart by its marker symbol and a
+model kind by its dash style, so nothing relies on colour alone.
+
+>>> from fedlab_core.history import History
+>>> fig = learning_curves(History(config={}, client_names=["A", "B"]))
+>>> len(fig.data) == len(trace_specs(["A", "B"], baselines=True))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "OKABE_ITO", "HOSPITAL_COLORS", "HOSPITAL_SYMBOLS", "MODEL_DASH", "METRIC_LABELS",
+    "TraceSpec", "trace_specs", "has_baselines", "curve_data", "learning_curves",
+    "update_learning_curves", "set_metric_axes", "set_round_range", "partition_figure",
+    "hospital_style", "figure_summary",
+]
+
+# Okabe & Ito (2008): black, orange, sky blue, bluish green, yellow, blue,
+# vermillion, reddish purple.
+OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73",
+             "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+# Black is kept for the global model; yellow goes last (weak on white).
+HOSPITAL_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7",
+                   "#D55E00", "#56B4E9", "#F0E442")
+HOSPITAL_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x",
+                    "star", "triangle-down", "pentagon", "hexagon", "star-triangle-up",
+                    "hourglass", "bowtie", "triangle-left", "triangle-right",
+                    "star-square", "star-diamond", "diamond-tall", "diamond-wide",
+                    "hexagram", "octagon", "circle-open", "square-open",
+                    "diamond-open", "triangle-up-open")
+# dash style = kind of model; colour + symbol = hospital
+MODEL_DASH = {"global": "solid", "central": "dashdot", "local": "dot", "local_only": "dash"}
+MODEL_LABELS = {
+    "global": "global model",
+    "central": "centralised (all data pooled)",
+    "local": "local model, after local training",
+    "local_only": "local-only (never shares)",
+}
+METRIC_LABELS = {"accuracy": "accuracy", "auc": "ROC AUC", "loss": "loss (cross-entropy)"}
+_METRICS = tuple(METRIC_LABELS)
+_FONT = dict(family="Arial, Helvetica, sans-serif", size=13)
+
+
+def hospital_style(k: int) -> dict[str, str]:
+    """Colour and marker symbol of hospital ``k`` (cycled past the palette)."""
+    return {"color": HOSPITAL_COLORS[k % len(HOSPITAL_COLORS)],
+            "symbol": HOSPITAL_SYMBOLS[k % len(HOSPITAL_SYMBOLS)]}
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    """One learning-curve trace: which model, on which test set, in which panel.
+
+    ``panel`` is 1 (pooled test set) or 2 (each hospital's own test set);
+    ``client`` is the hospital index, or ``None`` for a pooled-only model.
+    """
+
+    panel: int
+    model: str
+    client: int | None
+    name: str
+    legendgroup: str
+
+
+def trace_specs(client_names: Sequence[str], *, baselines: bool = True) -> list[TraceSpec]:
+    """The traces of ``learning_curves``, in order, from the hospitals and baselines alone.
+
+    >>> [(s.panel, s.model, s.client) for s in trace_specs(["A"], baselines=False)]
+    [(1, 'global', None), (2, 'global', 0), (2, 'local', 0)]
+    """
+    specs = [TraceSpec(1, "global", None, "global model · pooled test", "global")]
+    if baselines:
+        specs.append(TraceSpec(1, "central", None, "centralised · pooled test", "global"))
+        specs += [TraceSpec(1, "local_only", k, "local-only · pooled test", f"h{k}")
+                  for k, n in enumerate(client_names)]
+    for k, n in enumerate(client_names):
+        specs.append(TraceSpec(2, "global", k, "global model · own test", f"h{k}"))
+        specs.append(TraceSpec(2, "local", k, "local, after training · own test", f"h{k}"))
+        if baselines:
+            specs.append(TraceSpec(2, "local_only", k, "local-only · own test", f"h{k}"))
+    return specs
+
+
+def has_baselines(history) -> bool:
+    """Whether a History carries the baselines (from its records, else its config)."""
+    if history.records:
+        r = history.records[0]
+        return r.central_pooled is not None or r.local_only_clients is not None
+    return bool((history.config or {}).get("baselines", True))
+
+
+def _value(m: dict[str, float] | None, metric: str) -> float:
+    if m is None:
+        return math.nan
+    v = m.get(metric, math.nan)
+    return math.nan if v is None else float(v)
+
+
+def _spec_metrics(r, spec: TraceSpec):
+    if spec.panel == 1:
+        if spec.model == "global":
+            return r.global_pooled
+        if spec.model == "central":
+            return r.central_pooled
+        lst = r.local_only_pooled  # local_only on pooled test
+    elif spec.model == "global":
+        lst = r.global_clients
+    elif spec.model == "local":
+        lst = r.local_clients
+    else:
+        lst = r.local_only_clients
+    if lst is None or spec.client is None or spec.client >= len(lst):
+        return None
+    return lst[spec.client]
+
+
+def curve_data(history, metric: str = "accuracy", *,
+               baselines: bool | None = None) -> list[tuple[list[int], list[float]]]:
+    """The ``(x, y)`` of every ``learning_curves`` trace, in the same order.
+
+    Missing values (a hospital not sampled that round, an absent baseline)
+    are ``nan``, drawn as a gap.
+
+    >>> from fedlab_core.history import History
+    >>> curve_data(History(config={}, client_names=["A"]), baselines=False)
+    [([], []), ([], []), ([], [])]
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric = {metric!r} is not allowed: choose one of {', '.join(_METRICS)}")
+    if baselines is None:
+        baselines = has_baselines(history)
+    specs = trace_specs(history.client_names, baselines=baselines)
+    records = list(history.records)  # a snapshot: a run may append meanwhile
+    x = [int(r.round) for r in records]
+    return [(list(x), [_value(_spec_metrics(r, s), metric) for r in records]) for s in specs]
+
+
+def _yaxis_clip(metric: str) -> dict[str, float]:
+    # autorange shows the gaps between models; a score never leaves [0, 1]
+    return {"clipmin": 0.0, "clipmax": 1.0} if metric in ("accuracy", "auc") else {"clipmin": 0.0}
+
+
+def learning_curves(history, *, metric: str = "accuracy", baselines: bool | None = None,
+                    rounds: int | None = None, metric_menu: bool = False,
+                    height: int = 480, width: int | None = 880) -> go.Figure:
+    """Learning curves: pooled test set (left) and each hospital's own test set (right).
+
+    Left: the global model (thick black), the centralised baseline and each
+    hospital's local-only model, all on the pooled test set. Right, per
+    hospital: the global model on that hospital's test set, that hospital's
+    model right after local training, and its local-only model. Works with no
+    records (every trace present, empty), so a live widget can be built first.
+
+    ``rounds`` fixes the x range (default: the config's ``federation.rounds``);
+    ``metric_menu`` adds a dropdown to switch between accuracy, AUC and loss.
+    """
+    if baselines is None:
+        baselines = has_baselines(history)
+    names = list(history.client_names)
+    specs = trace_specs(names, baselines=baselines)
+    data = curve_data(history, metric, baselines=baselines)
+    if rounds is None:
+        rounds = ((history.config or {}).get("federation") or {}).get("rounds")
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=("pooled test set", "each hospital's own test set"))
+    for spec, (x, y) in zip(specs, data):
+        fig.add_trace(_trace(spec, x, y, names), row=1, col=spec.panel)
+
+    fig.update_xaxes(title_text="round", rangemode="tozero", zeroline=False,
+                     showgrid=True, gridcolor="#e5e5e5")
+    set_round_range(fig, rounds)
+    fig.update_yaxes(showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+    set_metric_axes(fig, metric)
+    fig.update_layout(
+        template="simple_white", font=_FONT, height=height, width=width,
+        margin=dict(l=60, r=20, t=50, b=50),
+        legend=dict(groupclick="togglegroup", tracegroupgap=6, font=dict(size=11)),
+        hovermode="closest", uirevision="fedlab",
+        meta={"fedlab": "learning_curves", "metric": metric},
+    )
+    if metric_menu:
+        buttons = []
+        for m in _METRICS:
+            ys = [y for _, y in curve_data(history, m, baselines=baselines)]
+            clip = _yaxis_clip(m)
+            buttons.append(dict(
+                label=METRIC_LABELS[m], method="update",
+                args=[{"y": ys}, {"yaxis.title.text": METRIC_LABELS[m],
+                                  "yaxis2.title.text": f"{METRIC_LABELS[m]} (own test set)",
+                                  "yaxis.autorange": True, "yaxis2.autorange": True,
+                                  "yaxis.autorangeoptions": clip,
+                                  "yaxis2.autorangeoptions": clip}]))
+        fig.update_layout(updatemenus=[dict(
+            type="dropdown", buttons=buttons, x=0, xanchor="left", y=1.18, yanchor="top",
+            active=_METRICS.index(metric), showactive=True)])
+    return fig
+
+
+def set_metric_axes(fig, metric: str) -> None:
+    """Title and range the y axes of a ``learning_curves`` figure for ``metric``, in place."""
+    label = METRIC_LABELS[metric]
+    for axis, title in (("yaxis", label), ("yaxis2", f"{label} (own test set)")):
+        fig.layout[axis].title.text = title
+        fig.layout[axis].update(range=None, autorange=True,
+                                autorangeoptions=dict(clipmin=None, clipmax=None))
+        fig.layout[axis].autorangeoptions.update(_yaxis_clip(metric))
+    fig.layout.meta = {"fedlab": "learning_curves", "metric": metric}
+
+
+def set_round_range(fig, rounds: int | None) -> None:
+    """Fix both x axes to rounds ``0 … rounds`` (``None``: autorange), in place."""
+    for axis in ("xaxis", "xaxis2"):
+        if rounds:
+            fig.layout[axis].update(range=[0, int(rounds) + 0.5], autorange=False)
+        else:
+            fig.layout[axis].update(range=None, autorange=True)
+
+
+def _trace(spec: TraceSpec, x, y, names) -> go.Scatter:
+    if spec.client is None:
+        color, symbol = OKABE_ITO[0], "circle"
+        group_title = "all hospitals"
+    else:
+        st = hospital_style(spec.client)
+        color, symbol = st["color"], st["symbol"]
+        group_title = names[spec.client]
+    global_pooled = spec.model == "global" and spec.panel == 1
+    width = 4 if global_pooled else (2.5 if spec.model == "global" else 1.6)
+    what = MODEL_LABELS[spec.model]
+    if spec.client is not None:
+        what = f"{names[spec.client]}: {what}"
+    where = "pooled test set" if spec.panel == 1 else f"{names[spec.client]}'s test set"
+    return go.Scatter(
+        x=x, y=y, name=spec.name, mode="lines+markers",
+        line=dict(color=color, width=width, dash=MODEL_DASH[spec.model]),
+        marker=dict(symbol=symbol, size=9 if global_pooled else 7, color=color,
+                    line=dict(width=0.5, color="white"), maxdisplayed=25),
+        opacity=1.0 if spec.model == "global" else 0.85,
+        legendgroup=spec.legendgroup,
+        legendgrouptitle=dict(text=group_title),
+        connectgaps=False,
+        hovertemplate=f"<b>{what}</b><br>{where}<br>round %{{x}}: %{{y:.3f}}<extra></extra>",
+        meta={"panel": spec.panel, "model": spec.model, "client": spec.client},
+    )
+
+
+def update_learning_curves(fig, history, *, metric: str = "accuracy",
+                           baselines: bool | None = None) -> None:
+    """Write ``curve_data`` into an existing ``learning_curves`` figure, in place.
+
+    Use inside ``with fig.batch_update():`` for a ``FigureWidget``. The figure
+    must have been built for the same hospitals and baselines.
+    """
+    data = curve_data(history, metric, baselines=baselines)
+    if len(data) != len(fig.data):
+        raise ValueError(f"figure has {len(fig.data)} traces but the history needs {len(data)}: "
+                         "rebuild it with learning_curves()")
+    for trace, (x, y) in zip(fig.data, data):
+        trace.x = x
+        trace.y = y
+
+
+# ---- partition ---------------------------------------------------------------
+
+_ALIASES = {
+    "name": ("name", "client", "hospital", "client_name"),
+    "n_train": ("n_train", "train", "n_train_samples"),
+    "n_test": ("n_test", "test", "n_test_samples"),
+    "positive_rate": ("positive_rate", "pos_rate", "positive_share", "positive_fraction",
+                      "prevalence", "p_positive", "label_1", "frac_1"),
+    "js_distance": ("js_distance", "js", "jsd", "js_to_pooled", "jensen_shannon",
+                    "js_distance_to_pooled"),
+    "feature_shift": ("feature_shift",),
+}
+
+
+def _column(df, key: str, *, required: bool = True):
+    for c in _ALIASES[key]:
+        if c in df.columns:
+            return df[c]
+    if required:
+        raise ValueError(f"summary is missing column {key!r} (looked for {', '.join(_ALIASES[key])}); "
+                         f"it has {', '.join(map(str, df.columns))}")
+    return None
+
+
+def partition_figure(summary, *, height: int | None = None, width: int | None = 880,
+                     title: str | None = None) -> go.Figure:
+    """How the data is split: per hospital, its size, its label mix, and how odd it is.
+
+    ``summary`` is a DataFrame with one row per hospital (as from
+    ``fedlab_core.heterogeneity.summarize``) with columns ``name``,
+    ``n_train``, ``n_test``, ``positive_rate`` and ``js_distance`` (the
+    Jensen–Shannon distance of the hospital's label distribution to the
+    pooled one). The hospital farthest from the pooled labels is drawn in
+    vermillion. An optional ``feature_shift`` column (how far the hospital's
+    feature means sit from the pooled ones, in pooled standard deviations)
+    adds a fourth panel, drawn the same way.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"name": ["A", "B"], "n_train": [30, 10], "n_test": [10, 4],
+    ...                    "positive_rate": [0.5, 0.9], "js_distance": [0.02, 0.4]})
+    >>> len(partition_figure(df).data)
+    5
+    """
+    names = [str(n) for n in _column(summary, "name")]
+    n_train = [int(v) for v in _column(summary, "n_train")]
+    n_test_col = _column(summary, "n_test", required=False)
+    n_test = [int(v) for v in n_test_col] if n_test_col is not None else [0] * len(names)
+    pos = [float(v) for v in _column(summary, "positive_rate")]
+    js_col = _column(summary, "js_distance", required=False)
+    js = [float(v) for v in js_col] if js_col is not None else [math.nan] * len(names)
+    fs_col = _column(summary, "feature_shift", required=False)
+    fs = [float(v) for v in fs_col] if fs_col is not None else None
+    n = len(names)
+    titles = ["patients (train / test)", "label mix", "label shift (JS distance)"]
+    if fs is not None:
+        titles.append("feature shift (SDs)")
+    fig = make_subplots(rows=1, cols=len(titles), shared_yaxes=True, horizontal_spacing=0.035,
+                        subplot_titles=titles)
+    fig.add_trace(go.Bar(y=names, x=n_train, name="train", orientation="h",
+                         marker=dict(color="#0072B2"), legendgroup="size",
+                         hovertemplate="%{y}: %{x} train<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(y=names, x=n_test, name="test", orientation="h",
+                         marker=dict(color="#56B4E9", pattern=dict(shape="/")),
+                         legendgroup="size",
+                         hovertemplate="%{y}: %{x} test<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(y=names, x=pos, name="positive (disease)", orientation="h",
+                         marker=dict(color="#D55E00"), legendgroup="labels",
+                         text=[f"{p:.0%}" for p in pos], textposition="inside",
+                         insidetextanchor="start",
+                         hovertemplate="%{y}: %{x:.1%} positive<extra></extra>"), row=1, col=2)
+    fig.add_trace(go.Bar(y=names, x=[1 - p for p in pos], name="negative", orientation="h",
+                         marker=dict(color="#DDDDDD"),
+                         legendgroup="labels",
+                         hovertemplate="%{y}: %{x:.1%} negative<extra></extra>"), row=1, col=2)
+    fig.add_trace(_odd_one_out_bars(names, js, "JS distance",
+                                    "%{y}: JS distance %{x:.3f} to the pooled labels"), row=1, col=3)
+    if fs is not None:
+        fig.add_trace(_odd_one_out_bars(names, fs, "feature shift",
+                                        "%{y}: feature means %{x:.2f} pooled SDs away"), row=1, col=4)
+    fig.update_layout(
+        barmode="stack", template="simple_white", font=_FONT, width=width,
+        height=height or max(260, 150 + 28 * n), margin=dict(l=10, r=30, t=60, b=100),
+        legend=dict(orientation="h", x=0, xanchor="left", yref="container", y=0.01,
+                    yanchor="bottom"),
+        bargap=0.25, title=dict(text=title, x=0.01) if title else None,
+        uniformtext=dict(minsize=9, mode="hide"),  # no unreadable shrunken labels
+        meta={"fedlab": "partition_figure"},
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text="patients", row=1, col=1)
+    fig.update_xaxes(title_text="share", range=[0, 1], tickformat=".0%", row=1, col=2)
+    finite = [v for v in js if not math.isnan(v)]
+    js_max = max([0.1, *finite])
+    fig.update_xaxes(title_text="0 = same as pooled", range=[0, min(1.0, js_max * 1.35)],
+                     row=1, col=3)
+    if fs is not None:
+        fs_max = max([0.1, *[v for v in fs if not math.isnan(v)]])
+        fig.update_xaxes(title_text="0 = same as pooled", range=[0, fs_max * 1.35], row=1, col=4)
+    return fig
+
+
+def _odd_one_out_bars(names, values, name, hover) -> go.Bar:
+    """Grey bars, the largest one vermillion: the hospital least like the pool."""
+    finite = [v for v in values if not math.isnan(v)]
+    worst = max(finite) if finite else math.nan
+    colors = ["#D55E00" if (finite and v == worst and worst > 0) else "#999999" for v in values]
+    return go.Bar(y=names, x=values, name=name, orientation="h", marker=dict(color=colors),
+                  showlegend=False, text=[("" if math.isnan(v) else f"{v:.2f}") for v in values],
+                  textposition="outside", cliponaxis=False, hovertemplate=hover + "<extra></extra>")
+
+
+def figure_summary(fig: go.Figure) -> dict[str, Any]:
+    """Trace names and point counts, for tests and debugging."""
+    return {"traces": [t.name for t in fig.data], "points": [len(t.x or ()) for t in fig.data]}
