@@ -65,7 +65,10 @@ _SMOKING_BASE, _SMOKING_SHIFT = 0.20, 0.15   # smoking rate 5 % … 35 %
 # ±1.5 on the logit scale: prevalence from about 5 % to about 39 % at the extremes (u = ±1).
 _LOGIT_SHIFT = 1.5
 _SIZE_SHIFT = 2.0          # log-size: largest/smallest up to e^4 ≈ 55
-_SBP_OFFSET, _CHOL_OFFSET, _GAIN = 15.0, 0.8, 0.08   # mmHg, mmol/L, ±8 % gain
+# At 1, a badly broken device: up to ±40 mmHg and ±2 mmol/L off, ±30 % gain.
+# Milder values (±15 mmHg) moved the logit by < 0.3 and changed no metric
+# visibly, which taught nothing.
+_SBP_OFFSET, _CHOL_OFFSET, _GAIN = 40.0, 2.0, 0.30   # mmHg, mmol/L, gain
 
 
 def hospital_names(n: int) -> tuple[str, ...]:
