@@ -169,8 +169,9 @@ def learning_curves(history, *, metric: str = "accuracy", baselines: bool | None
 
     Left: the global model (thick black), the centralised baseline and each
     hospital's local-only model, all on the pooled test set. Right, per
-    hospital: the global model on that hospital's test set, that hospital's
-    model right after local training, and its local-only model. Works with no
+    hospital: the global model on that hospital's test set, its local-only
+    model, and (hidden until clicked in the legend, when baselines exist) its
+    model right after local training. Works with no
     records (every trace present, empty), so a live widget can be built first.
 
     ``rounds`` fixes the x range (default: the config's ``federation.rounds``);
@@ -187,7 +188,7 @@ def learning_curves(history, *, metric: str = "accuracy", baselines: bool | None
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
                         subplot_titles=("pooled test set", "each hospital's own test set"))
     for spec, (x, y) in zip(specs, data):
-        fig.add_trace(_trace(spec, x, y, names), row=1, col=spec.panel)
+        fig.add_trace(_trace(spec, x, y, names, baselines=baselines), row=1, col=spec.panel)
 
     fig.update_xaxes(title_text="round", rangemode="tozero", zeroline=False,
                      showgrid=True, gridcolor="#e5e5e5")
@@ -239,7 +240,7 @@ def set_round_range(fig, rounds: int | None) -> None:
             fig.layout[axis].update(range=None, autorange=True)
 
 
-def _trace(spec: TraceSpec, x, y, names) -> go.Scatter:
+def _trace(spec: TraceSpec, x, y, names, *, baselines: bool = True) -> go.Scatter:
     if spec.client is None:
         color, symbol = OKABE_ITO[0], "circle"
         group_title = "all hospitals"
@@ -262,6 +263,9 @@ def _trace(spec: TraceSpec, x, y, names) -> go.Scatter:
         legendgroup=spec.legendgroup,
         legendgrouptitle=dict(text=group_title),
         connectgaps=False,
+        # four lines per hospital would bury the comparison that matters (global vs
+        # local-only): the model right after local training is one legend click away
+        visible="legendonly" if (spec.model == "local" and baselines) else True,
         hovertemplate=f"<b>{what}</b><br>{where}<br>round %{{x}}: %{{y:.3f}}<extra></extra>",
         meta={"panel": spec.panel, "model": spec.model, "client": spec.client},
     )

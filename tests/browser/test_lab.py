@@ -1,0 +1,374 @@
+"""What a learner sees: notebook 01 in JupyterLab, in headless Chromium.
+
+One test, in the order a learner works:
+
+1. open ``01-why-federated.ipynb``, wait for its kernel, Run All, check that
+   the prompts changed and no cell raised;
+2. set the dashboard's rounds to 40 (the status line says so), press Run and
+   watch the learning curves grow, live (two or more increasing counts);
+3. press Stop, then Step: the status changes and exactly one point is added
+   (if the run ended before Stop landed, Step starts a new run: one point);
+4. save, reload the page: the chart still shows every point (plotly's
+   FigureWidget keeps streamed data only if the dashboard re-syncs its state);
+5. Run again to the end (the widgets still work after the reload) and save
+   ``docs/screenshot.png`` for the README.
+
+How points are counted. The chart is a plotly figure; its first trace is the
+global model on the pooled test set, which has one value per round. Counting
+``path.point`` markers is not reliable past 25 rounds (the traces set
+``marker.maxdisplayed=25``, so plotly thins them) and the vertices of the
+``path.js-line`` are not either (``line.simplify`` drops nearly collinear
+points, e.g. a plateau). So the count is the number of finite points plotly.js
+computed for drawing that trace (``gd.calcdata[0]``, what the line and markers
+are drawn from), and the test also checks that markers and a line are actually
+in the SVG whenever that count is positive.
+
+    python -m pytest -m browser -q
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = "01-why-federated.ipynb"
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+POLL_S = 0.05
+ROUNDS = 40   # set in the dashboard before Run: ~2 s at notebook 01's round_delay=0.05
+
+# Run in the page with the dashboard's root element; see the module docstring.
+COUNT_JS = """
+(dash) => {
+  const chart = dash.querySelector('.fedlab-chart');
+  const gd = chart && chart.querySelector('.js-plotly-plot');
+  if (!gd) return {found: false, drawn: false, calc: 0, markers: 0, lineVertices: 0, traces: 0};
+  // an empty trace draws no SVG group: 'drawn' only says the axes are there
+  const drawn = !!gd.querySelector('.main-svg .cartesianlayer .xy');
+  const traces = gd.querySelectorAll('.scatterlayer .trace.scatter');
+  const first = traces[0];
+  const markers = first ? first.querySelectorAll('path.point').length : 0;
+  const line = first ? first.querySelector('path.js-line') : null;
+  const d = line ? (line.getAttribute('d') || '') : '';
+  const lineVertices = (d.match(/[ML]/g) || []).length;
+  let calc = 0;
+  const cd = gd.calcdata && gd.calcdata[0];
+  if (cd) calc = cd.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length;
+  // Stop is enabled exactly while a background run goes on
+  const stop = dash.querySelector('button.fedlab-stop, .fedlab-stop button');
+  const st = dash.querySelector('.fedlab-status');
+  return {found: true, drawn, calc, markers, lineVertices, traces: traces.length,
+          running: !!stop && !stop.disabled, status: st ? st.innerText.trim() : ''};
+}
+"""
+
+
+# ---- small helpers ----------------------------------------------------------
+
+def wait_until(cond, *, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``cond()`` until truthy; return its value, or raise naming ``what``."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = cond()
+        except Exception as e:  # a transient DOM/API error counts as "not yet"
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} "
+                                 f"(last value: {last!r})")
+        time.sleep(interval)
+
+
+def chart_state(dash) -> dict:
+    return dash.evaluate(COUNT_JS)
+
+
+def points(dash, s: dict | None = None) -> int:
+    s = s or chart_state(dash)
+    if s["calc"] > 0:
+        # what plotly computed is really drawn: markers and a line are in the SVG
+        assert s["markers"] > 0, f"plotly computed {s['calc']} points but drew no marker: {s}"
+        if s["calc"] > 1:
+            assert s["lineVertices"] > 1, f"plotly computed {s['calc']} points but no line: {s}"
+    return s["calc"]
+
+
+def progress_round(dash) -> int | None:
+    m = re.search(r"round\s+(\d+)\s*/\s*(\d+)", dash.locator(".fedlab-progress-text").inner_text())
+    return int(m.group(1)) if m else None
+
+
+def progress_total(dash) -> int | None:
+    m = re.search(r"round\s+(\d+)\s*/\s*(\d+)", dash.locator(".fedlab-progress-text").inner_text())
+    return int(m.group(2)) if m else None
+
+
+def status(dash) -> str:
+    return dash.locator(".fedlab-status").inner_text().strip()
+
+
+def button(dash, cls: str):
+    return dash.locator(f"button.{cls}, .{cls} button").first
+
+
+def is_running(dash) -> bool:
+    # Stop is enabled exactly while a background run goes on
+    return not button(dash, "fedlab-stop").is_disabled()
+
+
+def kernels_idle(lab) -> list | None:
+    ks = lab.api("api/kernels")
+    if len(ks) == 1 and ks[0]["execution_state"] == "idle" and ks[0].get("connections", 0) >= 1:
+        return ks
+    return None
+
+
+def prompts(page) -> list[str]:
+    return [t.strip() for t in page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()]
+
+
+def run_all(page) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
+
+
+class Diagnostics:
+    """On failure: a screenshot, the browser console, the lab log and the test's notes."""
+
+    def __init__(self, lab, page):
+        self.lab, self.page = lab, page
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or exc_type is KeyboardInterrupt:
+            return False
+        shot = self.lab.artifacts / "failure.png"
+        try:
+            self.page.screenshot(path=str(shot), full_page=False)
+            where = f"failure screenshot: {shot}"
+        except Exception as e:
+            where = f"no failure screenshot ({e})"
+        console = getattr(self.page, "fedlab_console", [])
+        print("\n==== browser test failed ====", where, sep="\n", file=sys.stderr)
+        print("---- notes ----", *self.lab.notes, sep="\n", file=sys.stderr)
+        print("---- browser console (errors, warnings) ----", *console[-40:], sep="\n",
+              file=sys.stderr)
+        print("---- lab log (tail) ----", self.lab.log_tail(), sep="\n", file=sys.stderr)
+        return False
+
+
+# ---- the test ---------------------------------------------------------------
+
+def test_learner_runs_the_dashboard_in_jupyterlab(lab, browser_page):
+    page = browser_page
+    t_start = time.monotonic()
+    with Diagnostics(lab, page):
+        if not (lab.root_dir / NOTEBOOK).exists():
+            pytest.fail(f"{NOTEBOOK} not found in the notebooks folder", pytrace=False)
+
+        # 1. open the notebook, wait for a kernel that is really there -------------
+        page.goto(lab.url(f"lab/tree/{NOTEBOOK}"), wait_until="domcontentloaded", timeout=60_000)
+        page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(state="visible", timeout=60_000)
+
+        def kernel_or_dialog():
+            dlg = page.locator(".jp-Dialog")
+            if dlg.count() and dlg.first.is_visible():
+                # a kernel chooser (notebook without kernelspec): take the default
+                lab.note(f"dialog: {dlg.first.inner_text()[:200]!r}")
+                dlg.locator(".jp-mod-accept").first.click()
+            return kernels_idle(lab)
+
+        ks = wait_until(kernel_or_dialog, timeout=60, interval=0.25,
+                        what="an idle kernel with a connection (/api/kernels)")
+        lab.note(f"kernel ready after {time.monotonic() - t_start:.1f} s: {ks[0]['name']}")
+        n_code = len(prompts(page))
+        assert n_code > 0, "the notebook shows no code cells"
+
+        # 2. Run All, and check it really ran (pitfall: an early Run All runs nothing)
+        before = prompts(page)
+        for attempt in (1, 2):
+            run_all(page)
+            try:
+                wait_until(lambda: prompts(page) != before, timeout=15,
+                           what="a cell prompt to change after Run All")
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
+                lab.note("Run All changed no prompt; trying once more")
+        # done when no cell is queued or running ([*]) and the kernel is idle; a cell
+        # that raises ends Run All early, leaving the cells after it unnumbered
+        wait_until(lambda: not any("*" in p for p in prompts(page)) and kernels_idle(lab),
+                   timeout=120, interval=0.25, what="Run All to finish (no [*] prompt, kernel idle)")
+        final = prompts(page)
+        lab.note(f"Run All done after {time.monotonic() - t_start:.1f} s; prompts {final}")
+        if not all(re.fullmatch(r"\[\d+\]:", p) for p in final):
+            stderr = page.locator(".jp-OutputArea-output[data-mime-type="
+                                  "'application/vnd.jupyter.stderr']").all_inner_texts()
+            pytest.fail(f"Run All stopped early (prompts {final}); stderr outputs:\n"
+                        + "\n----\n".join(t[-1500:] for t in stderr), pytrace=False)
+
+        # 3. the dashboard: Run, and watch the chart grow while it runs ---------------
+        cell = (page.locator(".jp-CodeCell", has=page.locator(".jp-OutputArea-output .fedlab-dashboard"))
+                .filter(has_text="Dashboard("))
+        if cell.count() == 0:
+            lab.note("no cell with 'Dashboard(' in its source shows a dashboard; using the first one")
+            cell = page.locator(".jp-CodeCell", has=page.locator(".jp-OutputArea-output .fedlab-dashboard"))
+        dash = cell.first.locator(".jp-OutputArea-output .fedlab-dashboard").first
+        dash.wait_for(state="visible", timeout=30_000)
+        for cls in ("fedlab-run", "fedlab-step", "fedlab-stop", "fedlab-status",
+                    "fedlab-progress", "fedlab-chart"):
+            assert dash.locator(f".{cls}").count() > 0, f"the dashboard has no .{cls} element"
+        dash.locator(".fedlab-chart").scroll_into_view_if_needed()
+        wait_until(lambda: chart_state(dash)["drawn"], timeout=30,
+                   what="the plotly chart inside .fedlab-chart to draw its axes")
+        lab.note(f"dashboard found: {progress_total(dash)} rounds, {points(dash)} points, "
+                 f"status {status(dash)!r}")
+
+        # a setting's visible effect: more rounds (a run long enough to watch and Stop
+        # whatever notebook 01's fast mode sets), and the status line says so
+        rounds_box = dash.locator(".fedlab-federation-rounds input").first
+        rounds_box.fill(str(ROUNDS))
+        rounds_box.blur()                  # an IntText syncs on change (blur), not per key
+        wait_until(lambda: f"{ROUNDS} rounds" in status(dash), timeout=15,
+                   what=f"the status to say '{ROUNDS} rounds' after setting rounds")
+        total = ROUNDS
+        assert points(dash) == 0, "the chart shows points before the first Run"
+
+        handle = dash.element_handle()   # no locator re-query per sample: ~50 ms polling
+        button(dash, "fedlab-run").click()
+        samples: list[tuple[float, int, bool]] = []   # (seconds since click, points, running)
+        t_click = time.monotonic()
+        stop_clicked = False
+        while time.monotonic() - t_click < 60:
+            st = handle.evaluate(COUNT_JS)   # one round trip: points, running, status
+            n, running = st["calc"], st["running"]
+            samples.append((time.monotonic() - t_click, n, running))
+            grown = {c for _, c, _ in samples if c > 0}
+            if not stop_clicked and len(grown) >= 2 and running:
+                # the curves grew live (two different counts): now Stop mid-run
+                # force: the run may end between the sample and the click (Stop disabled)
+                button(dash, "fedlab-stop").click(force=True, timeout=5_000)
+                stop_clicked = True
+            if not running and n > 0 and not st["status"].startswith(("running", "stopping")):
+                break
+            time.sleep(POLL_S)
+        # the samples where something changed, for the report
+        compact = [(round(t, 2), n, r) for i, (t, n, r) in enumerate(samples)
+                   if i == 0 or (n, r) != samples[i - 1][1:]]
+        lab.note(f"{len(samples)} samples in {samples[-1][0]:.2f} s after Run; "
+                 f"changes (s, points, running): {compact}")
+        assert not is_running(dash), f"the run did not end within 60 s: {compact}"
+        live = [n for _, n, r in samples if r and n > 0]   # counts seen while it ran
+        assert len(set(live)) >= 2, (
+            "the chart did not visibly grow during the run: fewer than two different point "
+            f"counts were seen while it ran (polling every {POLL_S * 1000:.0f} ms). Samples: "
+            f"{compact}. The dashboard's rounds are probably too quick to watch: give notebook "
+            "01's dashboard more rounds or a small round_delay.")
+        assert all(a <= b for a, b in zip(live, live[1:])), \
+            f"the point count went down during the run: {compact}"
+
+        # 4. a widget's visible effect: Stop, then Step adds exactly one point ---------
+        wait_until(lambda: progress_round(dash), timeout=10, what="the progress text 'round k / N'")
+        wait_until(lambda: points(dash) == progress_round(dash), timeout=15,
+                   what="the chart to show one point per round done")
+        k = progress_round(dash)
+        after_run_status = status(dash)
+        lab.note(f"after Run{' + Stop' if stop_clicked else ''}: round {k} / {total}, "
+                 f"status {after_run_status!r}")
+        stopped_by_user = "stopped by user" in after_run_status
+        if stop_clicked and k < (total or 0):
+            assert stopped_by_user, f"Stop was pressed at round {k} but the status says " \
+                                    f"{after_run_status!r}"
+        expect = k + 1 if stopped_by_user else 1   # a finished run: Step starts a new one
+        button(dash, "fedlab-step").click()
+        wait_until(lambda: progress_round(dash) == expect and points(dash) == expect
+                   and status(dash) != after_run_status, timeout=30,
+                   what=f"Step to show round {expect}, {expect} points and a new status")
+        after_step_status = status(dash)
+        if expect < total:
+            assert f"round {expect} / {total}" in after_step_status, after_step_status
+        lab.note(f"after Step: {points(dash)} points, status {after_step_status!r}")
+        n_before_reload = points(dash)
+
+        # 5. save, reload the page: the chart still shows the data ---------------------
+        save_notebook(page, lab)
+        page.reload(wait_until="domcontentloaded", timeout=60_000)
+        dash = (page.locator(".jp-OutputArea-output .fedlab-dashboard").first)
+        dash.wait_for(state="visible", timeout=60_000)
+        dash.locator(".fedlab-chart").scroll_into_view_if_needed()
+        wait_until(lambda: chart_state(dash)["drawn"] and points(dash) > 0, timeout=60,
+                   what="the chart to show points after the page reload (see pitfall 4: "
+                        "FigureWidget state not re-synced?)")
+        n_after_reload = wait_until(lambda: points(dash) == n_before_reload and points(dash),
+                                    timeout=15, what=f"{n_before_reload} points after reload")
+        lab.note(f"after reload: {n_after_reload} points (before: {n_before_reload})")
+        wait_until(lambda: kernels_idle(lab), timeout=30, what="the kernel after reload")
+
+        # 6. run to the end (the widgets still work after a reload), then the screenshot
+        button(dash, "fedlab-run").click()
+        wait_until(lambda: is_running(dash) or progress_round(dash) == total, timeout=15,
+                   what="the run to start after reload")
+        wait_until(lambda: not is_running(dash) and progress_round(dash) == total
+                   and points(dash) == total, timeout=90, interval=0.1,
+                   what=f"the run to reach round {total} with {total} points")
+        lab.note(f"final: {points(dash)} points, status {status(dash)!r}, "
+                 f"{time.monotonic() - t_start:.1f} s since opening")
+        take_screenshot(page, dash, lab)
+        lab.note(f"screenshot {SCREENSHOT} after {time.monotonic() - t_start:.1f} s")
+
+
+def save_notebook(page, lab) -> None:
+    """Ctrl+S (File ▸ Save Notebook if the key press was lost); wait for the file on disk."""
+    def modified():
+        return lab.api(f"api/contents/{NOTEBOOK}?content=0")["last_modified"]
+
+    before = modified()
+    page.locator(".jp-Notebook .jp-Cell").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    try:
+        wait_until(lambda: modified() != before, timeout=10, what="the notebook to be saved")
+    except AssertionError:
+        lab.note("Ctrl+S saved nothing in 10 s; saving from the File menu")
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).first.click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook$")).first.click()
+        wait_until(lambda: modified() != before, timeout=20, what="the notebook to be saved")
+    wait_until(lambda: page.locator(".jp-mod-dirty").count() == 0, timeout=10,
+               what="no unsaved-changes marker")
+
+
+def take_screenshot(page, dash, lab) -> None:
+    """The dashboard's controls and the learning curves, in a tidy 1280×900 window."""
+    left = page.locator("#jp-left-stack")
+    if left.count() and left.is_visible():
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Control+b")   # hide the file browser: room for the dashboard
+        try:
+            wait_until(lambda: not left.is_visible(), timeout=5, what="the left sidebar to close")
+        except AssertionError:
+            lab.note("could not hide the left sidebar; screenshot with it")
+    page.mouse.move(1270, 890)             # no hover effects or plotly tooltips
+    page.keyboard.press("Escape")          # command mode: no blinking cursor
+    # the chart's bottom at the window's bottom, so the buttons above it show too
+    dash.locator(".fedlab-chart").evaluate("el => el.scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(600)             # let the scroll and plotly's relayout settle
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = lab.artifacts / "screenshot.png"
+    page.screenshot(path=str(tmp), full_page=False)
+    # the README's picture is refreshed on request only, so a test run leaves git clean
+    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(tmp, SCREENSHOT)
