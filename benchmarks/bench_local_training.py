@@ -20,6 +20,12 @@ vectorised round to the machine's float32 matrix-multiply rate, measured here
 (a 2048 x 2048 matmul); a round costs about 6·N·d FLOPs per local epoch
 (forward 2Nd, gradient 2Nd, plus the update), so ~9e7 per round.
 
+Logistic regression is a matrix-*vector* workload: each epoch reads every
+feature value twice (forward and gradient) and does ~3 FLOPs per value read,
+so memory bandwidth, not the matmul units, sets its ceiling. The benchmark
+therefore also prints the rate that the measured read bandwidth allows
+(the roofline, Williams et al., CACM 2009) and the fraction of it reached.
+
     python benchmarks/bench_local_training.py            # ~1-2 minutes
     python benchmarks/bench_local_training.py --quick    # fewer rounds
 
@@ -101,6 +107,17 @@ def matmul_flops() -> float:
     return 2 * 2048 ** 3 / best
 
 
+def read_bandwidth(X: torch.Tensor) -> float:
+    """Bytes per second of one pass over ``X`` (a sum, the cheapest full read)."""
+    X.sum()
+    best = float("inf")
+    for _ in range(10):
+        start = time.perf_counter()
+        X.sum()
+        best = min(best, time.perf_counter() - start)
+    return X.numel() * X.element_size() / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="timed rounds, vectorised engine")
@@ -118,7 +135,7 @@ def main() -> None:
     print(f"workload: {N_PATIENTS} patients, {N_FEATURES} features, logistic regression, "
           f"{LOCAL_EPOCHS} local epochs, IID split, seconds per round (lower is better)")
     print(f"{'K':>5} {'batch':>6} {'vectorised':>12} {'naive':>10} {'naive/vec':>10} {'FLOP rate':>11} "
-          f"{'of matmul':>10} {'same model':>11}")
+          f"{'of matmul':>10} {'of roofline':>12} {'same model':>11}")
 
     model = make_model("logreg", n_features=N_FEATURES)
     ratios = {}
@@ -145,9 +162,12 @@ def main() -> None:
             ratios[(K, batch_size)] = t_naive / t_vec
             label = "full" if batch_size == 0 else str(batch_size)
             frac = f"{rate / peak:9.1%}" if batch_size == 0 else f"{'-':>9}"
+            # two reads of X per epoch bound the full-batch rate from above
+            roofline = flops_per_round / (2 * LOCAL_EPOCHS * X.numel() * X.element_size() / read_bandwidth(X))
+            roof = f"{min(rate / roofline, 9.99):11.0%}" if batch_size == 0 else f"{'-':>11}"
             rate_s = f"{rate / 1e9:7.1f} GF/s" if batch_size == 0 else f"{'-':>11}"
             print(f"{K:>5} {label:>6} {t_vec * 1e3:9.2f} ms {t_naive:8.3f} s {t_naive / t_vec:9.0f}x "
-                  f"{rate_s} {frac} {same:>11}", flush=True)
+                  f"{rate_s} {frac} {roof} {same:>11}", flush=True)
     print(f"(naive timed over {args.naive_rounds or min(rounds, 3)} rounds at K = 1000, "
           f"{args.naive_rounds or rounds} below; vectorised over {rounds}; 'same model': one "
           "full-batch round of each from the same start agrees within 1e-5)")
