@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except ValueError as err:
+    except (ValueError, OSError) as err:  # bad settings; data that cannot be found or read
         print(f"fedlab: error: {err}", file=sys.stderr)
         return 2
 

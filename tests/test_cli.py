@@ -41,3 +41,10 @@ def test_malformed_set(capsys):
 def test_missing_config_file(capsys, tmp_path):
     assert main(["run", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_missing_heart_data_is_a_clear_error(capsys, tmp_path):
+    code = main(["run", "--set", "data.dataset=heart", "--set", f"data.heart_dir={str(tmp_path)!r}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "processed.cleveland.data" in err and "Traceback" not in err
