@@ -40,7 +40,8 @@ def check_fedavg(my_fedavg: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
             hint = ("Hint: did you weight by the number of patients?"
                     if torch.allclose(got, deltas.mean(0)) else
                     "Hint: divide by the total weight, sum_k n_k.")
-            print(f"❌ Trial {trial + 1}: got {got.tolist()}, expected {want.tolist()}. {hint}")
+            show = lambda t: "[" + ", ".join(f"{v:.3f}" for v in t.tolist()) + "]"  # noqa: E731
+            print(f"❌ Trial {trial + 1}: got {show(got)}, expected {show(want)}. {hint}")
             return False
     print(f"✅ Your FedAvg matches the engine's on {trials} random federations.")
     return True

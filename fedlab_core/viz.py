@@ -195,6 +195,7 @@ def learning_curves(history, *, metric: str = "accuracy", baselines: bool | None
     set_round_range(fig, rounds)
     fig.update_yaxes(showgrid=True, gridcolor="#e5e5e5", zeroline=False)
     set_metric_axes(fig, metric)
+    _empty_y_range(fig, metric, empty=len(history) == 0)
     fig.update_layout(
         template="simple_white", font=_FONT, height=height, width=width,
         margin=dict(l=60, r=20, t=50, b=50),
@@ -229,6 +230,15 @@ def set_metric_axes(fig, metric: str) -> None:
                                 autorangeoptions=dict(clipmin=None, clipmax=None))
         fig.layout[axis].autorangeoptions.update(_yaxis_clip(metric))
     fig.layout.meta = {"fedlab": "learning_curves", "metric": metric}
+
+
+def _empty_y_range(fig, metric: str, empty: bool) -> None:
+    """With no data plotly's autorange shows -1…4; show a score's 0…1 until round 1."""
+    for axis in ("yaxis", "yaxis2"):
+        if empty and metric in ("accuracy", "auc"):
+            fig.layout[axis].update(range=[0, 1], autorange=False)
+        elif fig.layout[axis].autorange is False:
+            fig.layout[axis].update(range=None, autorange=True)
 
 
 def set_round_range(fig, rounds: int | None) -> None:
@@ -285,6 +295,7 @@ def update_learning_curves(fig, history, *, metric: str = "accuracy",
     for trace, (x, y) in zip(fig.data, data):
         trace.x = x
         trace.y = y
+    _empty_y_range(fig, metric, empty=len(history) == 0)
 
 
 # ---- partition ---------------------------------------------------------------
