@@ -17,6 +17,7 @@ The widget code sticks to APIs shared by ipywidgets 7 (Colab) and 8.
 
 from __future__ import annotations
 
+import contextvars
 import html
 import math
 import os
@@ -272,6 +273,11 @@ class Dashboard:
 
     # ---- display --------------------------------------------------------
     def _ipython_display_(self) -> None:
+        # The kernel tags every output with the request it answers. Updates sent
+        # later from a button click or the run thread would carry *that* request,
+        # and JupyterLab drops display updates whose request is not a cell's. So
+        # remember the displaying cell's context and send static updates from it.
+        self._display_context = contextvars.copy_context()
         display(self.widget)
         if self.static:
             # plain figures through display handles: no plotly widget needed
@@ -281,6 +287,14 @@ class Dashboard:
             self._partition_handles.append(
                 display(_figure_bundle(self.partition_figure), raw=True, display_id=True))
             self._handles.append(display(_figure_bundle(self.figure), raw=True, display_id=True))
+
+    def _publish(self, handles, fig: go.Figure) -> None:
+        """Update static display handles as if from the cell that displayed them."""
+        context = getattr(self, "_display_context", None)
+        if context is None:
+            _update_handles(handles, fig)
+        else:
+            context.copy().run(_update_handles, handles, fig)
 
     # ---- settings -------------------------------------------------------
     def _overrides(self) -> dict[str, Any]:
@@ -381,7 +395,7 @@ class Dashboard:
         with self._lock:
             self.partition_figure = fig
             if self.static:
-                _update_handles(self._partition_handles, fig)
+                self._publish(self._partition_handles, fig)
             else:
                 # a fresh widget carries its whole state: nothing to re-sync later
                 fw = self._figure_widget(fig)
@@ -432,7 +446,7 @@ class Dashboard:
                     self._chart_box.children = (fw,)
                 else:
                     self.figure = fig
-                    _update_handles(self._handles, fig)
+                    self._publish(self._handles, fig)
                 self._chart_key = key
             self._last_draw = time.monotonic()
             self._dirty = False
@@ -451,7 +465,7 @@ class Dashboard:
             history, baselines = sim.history, sim.config.baselines
             if self.static:
                 self.figure = viz.learning_curves(history, metric=self.metric, baselines=baselines)
-                _update_handles(self._handles, self.figure)
+                self._publish(self._handles, self.figure)
             else:
                 with self.figure.batch_update():
                     viz.update_learning_curves(self.figure, history, metric=self.metric,
