@@ -234,3 +234,17 @@ def test_static_display_uses_display_handles(monkeypatch):
     kind, bundle, raw = shown[-1]
     assert kind == "update" and raw
     assert points(go.Figure(bundle[PLOTLY_MIME]))[0] == 1
+
+
+def test_stop_early_controls_fire_and_show_the_rule():
+    from fedlab_core.config import ExperimentConfig
+    from fedlab_core.ui import Dashboard
+
+    dash = Dashboard(ExperimentConfig().with_overrides({"data.n_samples": 400, "federation.rounds": 30}),
+                     static=False, debounce_s=0)
+    assert dash.config.stop.target_accuracy is None and dash.config.stop.patience is None
+    dash.controls["stop.target_accuracy"].value = 0.01
+    assert dash.config.stop.target_accuracy == 0.01
+    dash.run(block=True)
+    assert len(dash.simulation.history) == 1
+    assert "target accuracy 0.01 reached at round 1" in dash.status.value

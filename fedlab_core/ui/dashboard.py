@@ -47,7 +47,11 @@ _PARTITION_KNOBS = {"data.alpha": "dirichlet", "data.quantity_sigma": "quantity"
                     "data.labels_per_client": "pathological"}
 _SYNTHETIC_KNOBS = ("data.covariate_shift", "data.label_shift", "data.size_skew",
                     "data.measurement_bias", "data.label_noise", "data.missing_rate")
+# settings whose control shows 0 for "off" (None in the config)
+_OFF_WHEN_ZERO = ("stop.target_accuracy", "stop.patience")
 _STYLE = {"description_width": "150px"}
+
+
 def _wide() -> widgets.Layout:
     return widgets.Layout(width="360px")  # one per widget: display is toggled per widget
 
@@ -177,6 +181,15 @@ class Dashboard:
                                          "local epochs")
         c["train.lr"] = widgets.FloatText(value=t.lr, step=0.01, description="learning rate",
                                           style=_STYLE, layout=_wide())
+        c["train.batch_size"] = widgets.IntText(value=t.batch_size, description="batch (0 = all)",
+                                                style=_STYLE, layout=_wide())
+        # 0 switches a stopping rule off (the config says None)
+        c["stop.target_accuracy"] = widgets.FloatText(
+            value=cfg.stop.target_accuracy or 0.0, step=0.01, description="target acc. (0 = off)",
+            style=_STYLE, layout=_wide())
+        c["stop.patience"] = widgets.IntText(value=cfg.stop.patience or 0,
+                                             description="patience (0 = off)",
+                                             style=_STYLE, layout=_wide())
         c["federation.rounds"] = widgets.IntText(value=f.rounds, description="rounds",
                                                  style=_STYLE, layout=_wide())
         aggregators = list(AGGREGATORS)
@@ -241,9 +254,11 @@ class Dashboard:
                            ["data.dataset", "data.n_clients", "data.partition", "data.alpha",
                             "data.quantity_sigma", "data.labels_per_client", "data.n_samples",
                             *_SYNTHETIC_KNOBS, "seed"])
-        train_box = section("Local training", ["model.name", "train.local_epochs", "train.lr"])
+        train_box = section("Local training", ["model.name", "train.local_epochs", "train.lr",
+                                               "train.batch_size"])
         server_box = section("Server", ["federation.rounds", "federation.aggregator",
                                         "federation.client_fraction"])
+        stop_box = section("Stop early", ["stop.target_accuracy", "stop.patience"])
         self._partition_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
         self._partition_box.add_class("fedlab-partition")
         self._chart_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
@@ -255,7 +270,7 @@ class Dashboard:
         data_box.layout = column
         parts = [
             # settings, top to bottom as a round reads: data, local training, server
-            widgets.HBox([data_box, widgets.VBox([train_box, server_box])],
+            widgets.HBox([data_box, widgets.VBox([train_box, server_box, stop_box])],
                          layout=widgets.Layout(flex_flow="row wrap")),
             self.error_label,
             self._partition_box,
@@ -298,7 +313,11 @@ class Dashboard:
 
     # ---- settings -------------------------------------------------------
     def _overrides(self) -> dict[str, Any]:
-        return {key: w.value for key, w in self.controls.items()}
+        values = {key: w.value for key, w in self.controls.items()}
+        for key in _OFF_WHEN_ZERO:
+            if values[key] == 0:
+                values[key] = None
+        return values
 
     @property
     def config(self) -> ExperimentConfig:
