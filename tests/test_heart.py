@@ -115,21 +115,24 @@ def test_named_folder_missing_files_is_an_error(tmp_path):
     assert "processed.cleveland.data" in str(err.value)
 
 
+class FakeResponse:
+    """What urlopen returns, serving fixed bytes: no network in tests."""
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def read(self):
+        return self.payload
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def test_download_verifies_before_writing(monkeypatch, tmp_path):
-    class Response:
-        def __init__(self, payload):
-            self.payload = payload
-
-        def read(self):
-            return self.payload
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(b"not the data"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: FakeResponse(b"not the data"))
     with pytest.raises(heart.ChecksumError, match="Nothing was saved"):
         heart.download(tmp_path / "dl")
     assert not (tmp_path / "dl").exists()
@@ -137,20 +140,8 @@ def test_download_verifies_before_writing(monkeypatch, tmp_path):
 
 @needs_data
 def test_download_route_with_a_fake_server(monkeypatch):
-    class Response:
-        def __init__(self, url):
-            self.payload = (HEART_DIR / url.rsplit("/", 1)[1]).read_bytes()
-
-        def read(self):
-            return self.payload
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(url))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: FakeResponse(
+        (HEART_DIR / url.rsplit("/", 1)[1]).read_bytes()))
     folder = heart.resolve_heart_dir()
     assert folder == heart.cache_dir() and sorted(os.listdir(folder)) == sorted(heart.FILES)
 
