@@ -352,7 +352,7 @@ def save_notebook(page, lab) -> None:
 
 
 def take_screenshot(page, dash, lab) -> None:
-    """The dashboard's controls and the learning curves, in a tidy 1280×900 window."""
+    """The whole dashboard, settings to learning curves, in a tidy 1280×1450 window."""
     left = page.locator("#jp-left-stack")
     if left.count() and left.is_visible():
         page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
@@ -361,10 +361,11 @@ def take_screenshot(page, dash, lab) -> None:
             wait_until(lambda: not left.is_visible(), timeout=5, what="the left sidebar to close")
         except AssertionError:
             lab.note("could not hide the left sidebar; screenshot with it")
-    page.mouse.move(1270, 890)             # no hover effects or plotly tooltips
+    # tall enough for the whole dashboard: the README shows what a learner sees at once
+    page.set_viewport_size({"width": 1280, "height": 1450})
+    page.mouse.move(1270, 1440)            # no hover effects or plotly tooltips
     page.keyboard.press("Escape")          # command mode: no blinking cursor
-    # the chart's bottom at the window's bottom, so the buttons above it show too
-    dash.locator(".fedlab-chart").evaluate("el => el.scrollIntoView({block: 'end'})")
+    dash.evaluate("el => el.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(600)             # let the scroll and plotly's relayout settle
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     tmp = lab.artifacts / "screenshot.png"
