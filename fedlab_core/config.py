@@ -29,6 +29,8 @@ DATASETS = ("synthetic", "breast_cancer", "heart")
 PARTITIONS = ("natural", "iid", "dirichlet", "quantity", "pathological")
 MODELS = ("logreg", "mlp")
 HEART_PREPROCESSING = ("flamby",)
+# fedlab_core.server_opt.SERVER_OPTIMIZERS holds the functions (a test keeps the two in step)
+SERVER_OPTIMIZERS = ("sgd", "momentum", "adam", "yogi", "adagrad")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -151,12 +153,23 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class FederationConfig:
-    """The server: how many rounds, who takes part, how updates are combined."""
+    """The server: how many rounds, who takes part, how updates are combined.
+
+    ``server_optimizer`` turns the aggregate into a step: ``sgd`` (FedAvg),
+    ``momentum`` (FedAvgM), ``adam``, ``yogi``, ``adagrad`` (Reddi et al. 2021).
+    ``server_lr = None`` takes the optimiser's usual rate: 1 for sgd and
+    momentum, 0.1 for the adaptive ones.
+    """
 
     rounds: int = 30
     aggregator: str = "fedavg"
     client_fraction: float = 1.0
-    server_lr: float = 1.0
+    server_optimizer: str = "sgd"
+    server_lr: float | None = None
+    server_momentum: float = 0.9
+    server_beta1: float = 0.9
+    server_beta2: float = 0.99
+    server_tau: float = 1e-3
 
     def __post_init__(self) -> None:
         _check_int("federation.rounds", self.rounds, 1, 100_000)
@@ -165,7 +178,13 @@ class FederationConfig:
 
         _check_choice("federation.aggregator", self.aggregator, tuple(AGGREGATORS))
         _check_real("federation.client_fraction", self.client_fraction, lo=0, hi=1, lo_open=True)
-        _check_real("federation.server_lr", self.server_lr, lo=0, lo_open=True)
+        _check_choice("federation.server_optimizer", self.server_optimizer, SERVER_OPTIMIZERS)
+        if self.server_lr is not None:
+            _check_real("federation.server_lr", self.server_lr, lo=0, lo_open=True)
+        _check_real("federation.server_momentum", self.server_momentum, lo=0, hi=1, hi_open=True)
+        _check_real("federation.server_beta1", self.server_beta1, lo=0, hi=1, hi_open=True)
+        _check_real("federation.server_beta2", self.server_beta2, lo=0, hi=1, hi_open=True)
+        _check_real("federation.server_tau", self.server_tau, lo=0, lo_open=True)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from fedlab_core.federation import Federation
 from fedlab_core.history import History, RoundRecord
 from fedlab_core.metrics import client_metrics, pooled_metrics
 from fedlab_core.models import make_model
-from fedlab_core.server_opt import server_sgd
+from fedlab_core.server_opt import make_server_optimizer
 from fedlab_core.stopping import check_stop
 
 Callback = Callable[[RoundRecord, "Simulation"], "bool | None"]
@@ -97,7 +97,7 @@ class Simulation:
         self.model = make_model(config.model.name, n_features=self.federation.n_features,
                                 hidden=config.model.hidden)
         self.aggregator = get_aggregator(config.federation.aggregator)
-        self.server_opt = server_sgd(lr=config.federation.server_lr)
+        self.server_opt = make_server_optimizer(config.federation)
 
         self.theta = self.model.init(_torch_generator(init_ss), dtype).to(self.federation.X_train.device)
         self.server_state = self.server_opt.init(self.theta)
