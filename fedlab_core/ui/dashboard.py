@@ -33,7 +33,7 @@ from IPython.display import display
 
 from fedlab_core import viz
 from fedlab_core.aggregate import AGGREGATORS
-from fedlab_core.config import DATASETS, MODELS, PARTITIONS, ExperimentConfig
+from fedlab_core.config import DATASETS, MODELS, PARTITIONS, SERVER_OPTIMIZERS, ExperimentConfig
 from fedlab_core.history import History
 
 __all__ = ["Dashboard", "static_plots_wanted"]
@@ -198,6 +198,9 @@ class Dashboard:
         c["federation.aggregator"] = widgets.Dropdown(options=aggregators, value=f.aggregator,
                                                       description="aggregator", style=_STYLE,
                                                       layout=_wide())
+        c["federation.server_optimizer"] = widgets.Dropdown(
+            options=list(SERVER_OPTIMIZERS), value=f.server_optimizer, description="server optimiser",
+            style=_STYLE, layout=_wide())
         c["federation.client_fraction"] = slider(widgets.FloatSlider, f.client_fraction, 0.05, 1.0,
                                                  0.05, "client fraction")
         c["seed"] = widgets.IntText(value=cfg.seed, description="seed", style=_STYLE, layout=_wide())
@@ -257,6 +260,7 @@ class Dashboard:
         train_box = section("Local training", ["model.name", "train.local_epochs", "train.lr",
                                                "train.batch_size"])
         server_box = section("Server", ["federation.rounds", "federation.aggregator",
+                                        "federation.server_optimizer",
                                         "federation.client_fraction"])
         stop_box = section("Stop early", ["stop.target_accuracy", "stop.patience"])
         self._partition_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
