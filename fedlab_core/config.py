@@ -159,6 +159,13 @@ class FederationConfig:
     ``momentum`` (FedAvgM), ``adam``, ``yogi``, ``adagrad`` (Reddi et al. 2021).
     ``server_lr = None`` takes the optimiser's usual rate: 1 for sgd and
     momentum, 0.1 for the adaptive ones.
+
+    The robust aggregators read their knobs from here by name (see
+    ``fedlab_core.aggregate``): ``n_byzantine`` (f, for krum, multi_krum,
+    bulyan), ``trim_beta`` (trimmed_mean), ``multikrum_m`` (0 = K − f),
+    ``gm_iters``/``gm_eps`` (geometric_median), ``cc_tau``/``cc_iters``
+    (centered_clipping). Whether f fits the number of participating clients
+    is checked when the simulation is built.
     """
 
     rounds: int = 30
@@ -170,6 +177,13 @@ class FederationConfig:
     server_beta1: float = 0.9
     server_beta2: float = 0.99
     server_tau: float = 1e-3
+    n_byzantine: int = 1
+    trim_beta: float = 0.1
+    multikrum_m: int = 0
+    gm_iters: int = 100
+    gm_eps: float = 1e-6
+    cc_tau: float = 1.0
+    cc_iters: int = 3
 
     def __post_init__(self) -> None:
         _check_int("federation.rounds", self.rounds, 1, 100_000)
@@ -185,6 +199,13 @@ class FederationConfig:
         _check_real("federation.server_beta1", self.server_beta1, lo=0, hi=1, hi_open=True)
         _check_real("federation.server_beta2", self.server_beta2, lo=0, hi=1, hi_open=True)
         _check_real("federation.server_tau", self.server_tau, lo=0, lo_open=True)
+        _check_int("federation.n_byzantine", self.n_byzantine, 0)
+        _check_real("federation.trim_beta", self.trim_beta, lo=0, hi=0.5, hi_open=True)
+        _check_int("federation.multikrum_m", self.multikrum_m, 0)
+        _check_int("federation.gm_iters", self.gm_iters, 1, 10_000)
+        _check_real("federation.gm_eps", self.gm_eps, lo=0, lo_open=True)
+        _check_real("federation.cc_tau", self.cc_tau, lo=0, lo_open=True)
+        _check_int("federation.cc_iters", self.cc_iters, 1, 1000)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from fedlab_core.aggregate import get_aggregator
+from fedlab_core.aggregate import aggregator_kwargs, get_aggregator
 from fedlab_core.client import local_train
 from fedlab_core.config import ExperimentConfig
 from fedlab_core.data import load_dataset
@@ -97,6 +97,7 @@ class Simulation:
         self.model = make_model(config.model.name, n_features=self.federation.n_features,
                                 hidden=config.model.hidden)
         self.aggregator = get_aggregator(config.federation.aggregator)
+        self.aggregator_kwargs = aggregator_kwargs(config.federation.aggregator, config.federation)
         self.server_opt = make_server_optimizer(config.federation)
 
         self.theta = self.model.init(_torch_generator(init_ss), dtype).to(self.federation.X_train.device)
@@ -105,6 +106,10 @@ class Simulation:
         self._batch_gen = _torch_generator(batch_ss)
 
         K = self.federation.n_clients
+        # a robust rule's knobs must fit the number of clients in a round (Krum
+        # needs K > 2f + 2): ask the rule itself now, not in round 1
+        m = self._n_participants()
+        self.aggregator(torch.zeros(m, 1), torch.ones(m), **self.aggregator_kwargs)
         self._pooled = self.federation.pooled()
         if config.baselines:
             self._baseline_gen = _torch_generator(base_ss)
@@ -121,10 +126,13 @@ class Simulation:
         return len(self.history)
 
     # ---- one round ------------------------------------------------------
+    def _n_participants(self) -> int:
+        K = self.federation.n_clients
+        return min(K, max(1, int(round(self.config.federation.client_fraction * K))))
+
     def sample_clients(self) -> np.ndarray:
         """This round's participants: a uniform random subset of size ``round(fraction * K)`` (≥ 1)."""
-        K = self.federation.n_clients
-        m = max(1, int(round(self.config.federation.client_fraction * K)))
+        K, m = self.federation.n_clients, self._n_participants()
         if m >= K:
             return np.arange(K)
         return np.sort(self._sample_rng.choice(K, size=m, replace=False))
@@ -154,7 +162,7 @@ class Simulation:
         deltas = local_thetas - self.theta
         weights = sampled.n_train.to(deltas.dtype)
         self.theta, self.server_state = self.server_opt.step(
-            self.theta, self.aggregator(deltas, weights), self.server_state)
+            self.theta, self.aggregator(deltas, weights, **self.aggregator_kwargs), self.server_state)
         train_loss = float((local_loss * weights).sum() / weights.sum())
 
         # evaluate: the new global model on every client's test set

@@ -155,3 +155,20 @@ def test_cuda_request_without_gpu_is_clear():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="device = 'cuda' is not allowed"):
         Simulation(small(device="cuda"))
+
+
+@pytest.mark.parametrize("name", ["fedmedian", "trimmed_mean", "krum", "multi_krum", "bulyan",
+                                  "geometric_median", "centered_clipping"])
+def test_every_robust_aggregator_runs_in_a_simulation(name):
+    cfg = small(**{"data.n_clients": 8, "federation.aggregator": name, "federation.rounds": 5})
+    history = Simulation(cfg).run()
+    losses = history.series("global", "loss")
+    assert len(history) == 5 and losses[-1] < losses[0]
+
+
+def test_byzantine_count_too_large_for_the_round_is_clear():
+    # 8 hospitals, half take part: Krum with f = 2 needs more than 2f + 2 = 6 clients
+    cfg = small(**{"data.n_clients": 8, "federation.client_fraction": 0.5,
+                   "federation.aggregator": "krum", "federation.n_byzantine": 2})
+    with pytest.raises(ValueError, match="federation.n_byzantine = 2 is not allowed: Krum needs K > 2f"):
+        Simulation(cfg)
