@@ -31,6 +31,11 @@ MODELS = ("logreg", "mlp")
 HEART_PREPROCESSING = ("flamby",)
 # fedlab_core.server_opt.SERVER_OPTIMIZERS holds the functions (a test keeps the two in step)
 SERVER_OPTIMIZERS = ("sgd", "momentum", "adam", "yogi", "adagrad")
+# client-side algorithms (fedlab_core.client): the local loss or the aggregation weights change
+ALGORITHMS = ("fedavg", "fedprox", "scaffold", "fednova")
+SAMPLING = ("fixed", "poisson")
+ATTACKS = ("none", "label_flip", "sign_flip", "scale", "gaussian", "alie")
+COMPRESSIONS = ("none", "topk", "qsgd8")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -144,11 +149,15 @@ class TrainConfig:
     local_epochs: int = 1
     lr: float = 0.5
     batch_size: int = 0
+    algorithm: str = "fedavg"      # fedprox: + mu/2 ||theta - theta_global||^2; scaffold; fednova
+    prox_mu: float = 0.01
 
     def __post_init__(self) -> None:
         _check_int("train.local_epochs", self.local_epochs, 1, 1000)
         _check_real("train.lr", self.lr, lo=0, lo_open=True)
         _check_int("train.batch_size", self.batch_size, 0)
+        _check_choice("train.algorithm", self.algorithm, ALGORITHMS)
+        _check_real("train.prox_mu", self.prox_mu, lo=0)
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,16 @@ class FederationConfig:
     gm_eps: float = 1e-6
     cc_tau: float = 1.0
     cc_iters: int = 3
+    # participation: who takes part, who fails, who is slow
+    sampling: str = "fixed"        # fixed: round(fraction * K) clients; poisson: each with prob. fraction
+    dropout_rate: float = 0.0      # share of sampled clients whose update never arrives
+    straggler_rate: float = 0.0    # share of sampled clients that do only part of their local work
+    straggler_work: float = 0.5    # the part of their local steps that stragglers finish
+    n_regions: int = 0             # 0: flat; else hospital -> region -> national server
+    # what travels up: compression of the clients' updates
+    compression: str = "none"
+    topk_fraction: float = 0.1
+    error_feedback: bool = True
 
     def __post_init__(self) -> None:
         _check_int("federation.rounds", self.rounds, 1, 100_000)
@@ -206,6 +225,38 @@ class FederationConfig:
         _check_real("federation.gm_eps", self.gm_eps, lo=0, lo_open=True)
         _check_real("federation.cc_tau", self.cc_tau, lo=0, lo_open=True)
         _check_int("federation.cc_iters", self.cc_iters, 1, 1000)
+        _check_choice("federation.sampling", self.sampling, SAMPLING)
+        _check_real("federation.dropout_rate", self.dropout_rate, lo=0, hi=1, hi_open=True)
+        _check_real("federation.straggler_rate", self.straggler_rate, lo=0, hi=1)
+        _check_real("federation.straggler_work", self.straggler_work, lo=0, hi=1, lo_open=True)
+        _check_int("federation.n_regions", self.n_regions, 0)
+        _check_choice("federation.compression", self.compression, COMPRESSIONS)
+        _check_real("federation.topk_fraction", self.topk_fraction, lo=0, hi=1, lo_open=True)
+        if not isinstance(self.error_feedback, bool):
+            _fail("federation.error_feedback", self.error_feedback, "must be true or false")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Malicious hospitals (``fedlab_core.attacks``): ``n_malicious`` of them, drawn
+    with the run's seed, attack every round they take part in.
+
+    ``label_flip`` poisons their training labels; the others replace their
+    update: ``sign_flip`` sends ``-scale * delta``, ``scale`` sends
+    ``scale * delta`` (model replacement), ``gaussian`` sends noise of sd
+    ``noise_std``, ``alie`` sends "a little is enough" (Baruch et al. 2019).
+    """
+
+    name: str = "none"
+    n_malicious: int = 0
+    scale: float = 10.0
+    noise_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_choice("attack.name", self.name, ATTACKS)
+        _check_int("attack.n_malicious", self.n_malicious, 0)
+        _check_real("attack.scale", self.scale, lo=0, lo_open=True)
+        _check_real("attack.noise_std", self.noise_std, lo=0, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -238,6 +289,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     stop: StopConfig = field(default_factory=StopConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
     seed: int = 0
     baselines: bool = True
     dtype: str = "float32"
@@ -250,6 +302,15 @@ class ExperimentConfig:
         _check_choice("dtype", self.dtype, ("float32", "float64"))
         if not isinstance(self.device, str) or not self.device:
             _fail("device", self.device, "must be a torch device name such as 'cpu' or 'cuda'")
+        if self.attack.n_malicious > self.data.n_clients:
+            _fail("attack.n_malicious", self.attack.n_malicious,
+                  f"must be at most data.n_clients = {self.data.n_clients}")
+        if self.attack.name != "none" and self.attack.n_malicious == 0:
+            _fail("attack.n_malicious", 0, f"attack.name = {self.attack.name!r} needs at least 1 "
+                  "malicious hospital (or set attack.name = 'none')")
+        if self.federation.n_regions > self.data.n_clients:
+            _fail("federation.n_regions", self.federation.n_regions,
+                  f"must be at most data.n_clients = {self.data.n_clients} (0 = no regions)")
 
     # ---- conversion -----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -313,6 +374,7 @@ _SECTIONS = {
     "train": TrainConfig,
     "federation": FederationConfig,
     "stop": StopConfig,
+    "attack": AttackConfig,
 }
 
 
