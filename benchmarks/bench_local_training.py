@@ -56,8 +56,8 @@ def make_data(K: int, gen: torch.Generator):
 
 
 def vectorised_round(model, theta, X, y, n, batch_size, gen):
-    local, _ = local_train(model, theta.expand(X.shape[0], -1), X, y, n, epochs=LOCAL_EPOCHS, lr=LR,
-                           batch_size=batch_size, generator=gen)
+    local = local_train(model, theta.expand(X.shape[0], -1), X, y, n, epochs=LOCAL_EPOCHS, lr=LR,
+                        batch_size=batch_size, generator=gen).thetas
     return theta + fedavg(local - theta, n.float())
 
 

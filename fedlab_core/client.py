@@ -15,6 +15,8 @@ The result equals a per-client loop to float precision (tests/test_client.py).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -42,10 +44,38 @@ def epoch_order(mask: Tensor, *, generator: torch.Generator) -> Tensor:
     return keys.to(mask.device).argsort(dim=1)
 
 
+class LocalResult(NamedTuple):
+    """What local training returns for the K clients."""
+
+    thetas: Tensor   # (K, P) parameters after local training
+    loss: Tensor     # (K,) mean training loss over the first local epoch's steps
+    steps: Tensor    # (K,) local SGD steps each client took (FedNova and SCAFFOLD need it)
+
+
+def full_steps(n: Tensor, *, epochs: int, batch_size: int) -> Tensor:
+    """Local steps each client takes when nothing stops it early: ``epochs * ceil(n_k / B)``.
+
+    >>> full_steps(torch.tensor([10, 3]), epochs=2, batch_size=4).tolist()
+    [6, 2]
+    """
+    if batch_size == 0 or batch_size >= int(n.max()):
+        return torch.full_like(n, epochs)
+    return epochs * (-(-n // batch_size))
+
+
 def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *,
                 epochs: int, lr: float, batch_size: int = 0,
-                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """Run ``epochs`` of local SGD on every client; return ``(new_thetas, mean_loss)``.
+                generator: torch.Generator | None = None,
+                prox_mu: float = 0.0, anchor: Tensor | None = None,
+                correction: Tensor | None = None,
+                max_steps: Tensor | None = None) -> LocalResult:
+    """Run ``epochs`` of local SGD on every client.
+
+    Each step is ``theta_k <- theta_k - lr * (grad_k + prox_mu (theta_k - anchor) + c_k)``:
+    plain SGD by default, FedProx with ``prox_mu > 0`` (the gradient of
+    ``mu/2 ||theta - anchor||^2``, Li et al., MLSys 2020), SCAFFOLD with a
+    control-variate ``correction`` ``c - c_k`` (Karimireddy et al., ICML 2020).
+    ``max_steps[k]`` stops client k early (a straggler).
 
     Parameters
     ----------
@@ -55,42 +85,67 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
     n : ``(K,)`` number of real rows per client (rows ``n[k]:`` are padding).
     batch_size : 0 for full batch, else the minibatch size.
     generator : the torch RNG for minibatch shuffling (unused for full batch).
+    prox_mu, anchor : the FedProx term and its centre (the round's global model).
+    correction : ``(K, P)`` added to every gradient (SCAFFOLD).
+    max_steps : ``(K,)`` the most steps each client takes (default: all of them).
 
     Returns
     -------
-    thetas : ``(K, P)`` parameters after local training.
-    mean_loss : ``(K,)`` each client's mean training loss over the steps of its
-        first local epoch (for full batch: the starting model's loss on the
-        client's training rows). Later epochs skip the loss, which saves
-        ~10 % of a full-batch round.
+    ``LocalResult(thetas, loss, steps)``. ``loss`` is each client's mean
+    training loss over the steps of its first local epoch (for full batch:
+    the starting model's loss on its training rows); later epochs skip the
+    loss, which saves ~10 % of a full-batch round.
 
     Examples
     --------
     >>> from fedlab_core.models import make_model
     >>> m = make_model("logreg", n_features=1)
     >>> X = torch.tensor([[[1.0], [-1.0]]]); y = torch.tensor([[1.0, 0.0]])
-    >>> thetas, loss = local_train(m, torch.zeros(1, 2), X, y, torch.tensor([2]), epochs=1, lr=1.0)
-    >>> thetas  # w <- 0 - 1 * mean((0.5 - 1) * 1, (0.5 - 0) * -1) = 0.5
+    >>> out = local_train(m, torch.zeros(1, 2), X, y, torch.tensor([2]), epochs=1, lr=1.0)
+    >>> out.thetas  # w <- 0 - 1 * mean((0.5 - 1) * 1, (0.5 - 0) * -1) = 0.5
     tensor([[0.5000, 0.0000]])
     """
+    if prox_mu > 0 and anchor is None:
+        raise ValueError("local_train: prox_mu > 0 needs the anchor (the round's global model)")
     n_max = X.shape[1]
     mask = torch.arange(n_max, device=X.device).unsqueeze(0) < n.unsqueeze(1)
     thetas = thetas.clone()
-    loss_sum = torch.zeros(thetas.shape[0], dtype=thetas.dtype, device=thetas.device)
-    steps = torch.zeros_like(loss_sum)
+    K = thetas.shape[0]
+    loss_sum = torch.zeros(K, dtype=thetas.dtype, device=thetas.device)
+    loss_steps = torch.zeros_like(loss_sum)
+    taken = torch.zeros(K, dtype=torch.long, device=thetas.device)
+
+    def sgd_step(grad: Tensor, active: Tensor) -> None:
+        # active: (K, 1), 1 where the client takes this step, 0 where it stands still
+        if prox_mu > 0:
+            grad = grad + prox_mu * (thetas - anchor)
+        if correction is not None:
+            grad = grad + correction
+        thetas.sub_(grad * active, alpha=lr)
+
+    def allowed(step: int) -> Tensor | None:
+        return None if max_steps is None else (step < max_steps).to(X.dtype).unsqueeze(1)
 
     if batch_size == 0 or batch_size >= n_max:
         weight = mask.to(X.dtype) / n.clamp(min=1).unsqueeze(1).to(X.dtype)
+        ones = torch.ones(K, 1, dtype=X.dtype, device=X.device)
         for epoch in range(epochs):
             loss, grad = model.loss_and_grad(thetas, X, y, weight, with_loss=epoch == 0)
-            thetas.sub_(grad, alpha=lr)
+            active = allowed(epoch)
+            if active is None and prox_mu == 0 and correction is None:
+                thetas.sub_(grad, alpha=lr)   # the plain FedAvg hot path: one fused update
+                active = ones
+            else:
+                active = ones if active is None else active
+                sgd_step(grad, active)
+            taken += active.squeeze(1).long()
             if epoch == 0:
-                loss_sum = loss
-        return thetas, loss_sum
+                loss_sum, loss_steps = loss, active.squeeze(1)
+        return LocalResult(thetas, loss_sum, taken)
 
     if generator is None:
         raise ValueError("local_train: minibatch SGD needs a generator (randomness is passed in)")
-    K, d = X.shape[0], X.shape[2]
+    d = X.shape[2]
     n_steps = -(-n_max // batch_size)
     # which shuffled positions are real rows does not depend on the shuffle:
     # after ordering, client k's real rows are its first n[k] positions
@@ -109,11 +164,16 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
         flat = (epoch_order(mask, generator=generator).to(X.device) + offsets).view(-1)
         X_shuffled = X_rows.index_select(0, flat).view(K, n_max, d)
         y_shuffled = y_rows.index_select(0, flat).view(K, n_max)
-        for rows, weight, active in batches:
+        for rows, weight, has_rows in batches:
             loss, grad = model.loss_and_grad(thetas, X_shuffled[:, rows], y_shuffled[:, rows], weight,
                                              with_loss=epoch == 0)
-            thetas.sub_(grad * active, alpha=lr)   # used-up clients stand still
+            # used-up clients (and stragglers past their budget) stand still
+            active = has_rows
+            if max_steps is not None:
+                active = active * (taken < max_steps).to(X.dtype).unsqueeze(1)
+            sgd_step(grad, active)
+            taken += active.squeeze(1).long()
             if epoch == 0:
                 loss_sum += loss * active.squeeze(1)
-                steps += active.squeeze(1)
-    return thetas, loss_sum / steps.clamp(min=1)
+                loss_steps += active.squeeze(1)
+    return LocalResult(thetas, loss_sum / loss_steps.clamp(min=1), taken)

@@ -157,8 +157,8 @@ class Simulation:
         participants = self.sample_clients()
         sampled = fed if len(participants) == K else fed.subset(torch.as_tensor(participants))
 
-        local_thetas, local_loss = self._train(self.theta.expand(len(participants), -1), sampled,
-                                               self._batch_gen)
+        local_thetas, local_loss, _ = self._train(self.theta.expand(len(participants), -1), sampled,
+                                                  self._batch_gen)
         deltas = local_thetas - self.theta
         weights = sampled.n_train.to(deltas.dtype)
         self.theta, self.server_state = self.server_opt.step(
@@ -197,8 +197,8 @@ class Simulation:
     def _baselines_step(self, record: RoundRecord) -> None:
         """Advance the local-only and centralised models by the same epochs, and score them."""
         fed, pooled, model, K = self.federation, self._pooled, self.model, self.federation.n_clients
-        self.local_only_thetas, _ = self._train(self.local_only_thetas, fed, self._baseline_gen)
-        self.central_theta, _ = self._train(self.central_theta, pooled, self._baseline_gen)
+        self.local_only_thetas = self._train(self.local_only_thetas, fed, self._baseline_gen).thetas
+        self.central_theta = self._train(self.central_theta, pooled, self._baseline_gen).thetas
         record.local_only_clients = client_metrics(
             model.apply(self.local_only_thetas, fed.X_test), fed.y_test, fed.n_test)
         pooled_X = pooled.X_test.expand(K, -1, -1)
