@@ -158,6 +158,11 @@ class TrainConfig:
         _check_int("train.batch_size", self.batch_size, 0)
         _check_choice("train.algorithm", self.algorithm, ALGORITHMS)
         _check_real("train.prox_mu", self.prox_mu, lo=0)
+        if self.algorithm == "fedprox" and self.lr * self.prox_mu >= 2:
+            # the proximal pull alone multiplies theta - anchor by (1 - lr * mu) each step
+            _fail("train.prox_mu", self.prox_mu,
+                  f"with train.lr = {self.lr:g}, FedProx diverges unless lr * mu < 2 "
+                  f"(mu < {2 / self.lr:g})")
 
 
 @dataclass(frozen=True)

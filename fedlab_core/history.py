@@ -42,6 +42,13 @@ class RoundRecord:
     train_loss: float = math.nan
     seconds: float = 0.0
     stop_reason: str | None = None
+    # participation: sampled clients whose update never arrived, and slow ones
+    dropped: list[int] = field(default_factory=list)
+    stragglers: list[int] = field(default_factory=list)
+    # bytes each client sent up (its update) and received (the global model); 0 if not sampled
+    bytes_up: list[int] = field(default_factory=list)
+    bytes_down: list[int] = field(default_factory=list)
+    note: str | None = None   # e.g. why the server kept the model unchanged this round
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +62,7 @@ class History:
     client_names: list[str]
     records: list[RoundRecord] = field(default_factory=list)
     stop_reason: str | None = None
+    malicious: list[int] = field(default_factory=list)   # attacking clients, for the whole run
 
     def __len__(self) -> int:
         return len(self.records)
@@ -100,11 +108,38 @@ class History:
                  for model, client, m, r in rows]
         return pd.DataFrame(table, columns=["round", "model", "client", *METRICS])
 
+    def fairness(self, metric: str = "accuracy"):
+        """Per round, the global model across hospitals: worst, mean, best and spread (sd).
+
+        The pooled number can hide a hospital the model serves badly; the worst
+        hospital and the spread show it.
+        """
+        import numpy as np
+        import pandas as pd
+
+        rows = []
+        for r in self.records:
+            values = np.array([m.get(metric, math.nan) for m in r.global_clients], dtype=float)
+            rows.append({"round": r.round, "worst": np.nanmin(values), "mean": np.nanmean(values),
+                         "best": np.nanmax(values), "spread": np.nanstd(values)})
+        return pd.DataFrame(rows, columns=["round", "worst", "mean", "best", "spread"])
+
+    def communication(self):
+        """Per round, bytes sent up (updates) and down (global model), in total and per client."""
+        import pandas as pd
+
+        rows = []
+        for r in self.records:
+            up, down = sum(r.bytes_up), sum(r.bytes_down)
+            rows.append({"round": r.round, "bytes_up": up, "bytes_down": down,
+                         "clients_reporting": len(r.participants)})
+        return pd.DataFrame(rows, columns=["round", "bytes_up", "bytes_down", "clients_reporting"])
+
     # ---- persistence ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": "fedlab-history/1", "config": self.config,
                 "client_names": list(self.client_names),
-                "stop_reason": self.stop_reason,
+                "stop_reason": self.stop_reason, "malicious": list(self.malicious),
                 "records": [r.to_dict() for r in self.records]}
 
     def save(self, path: str | Path) -> Path:
@@ -121,7 +156,8 @@ class History:
                              "expected a fedlab history ('fedlab-history/1')")
         records = [RoundRecord(**_none_to_nan(r)) for r in d["records"]]
         return cls(config=d["config"], client_names=list(d["client_names"]),
-                   records=records, stop_reason=d.get("stop_reason"))
+                   records=records, stop_reason=d.get("stop_reason"),
+                   malicious=list(d.get("malicious", [])))
 
     @classmethod
     def load(cls, path: str | Path) -> "History":

@@ -16,6 +16,7 @@ another ``run()``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from typing import Callable, Iterable
@@ -24,17 +25,21 @@ import numpy as np
 import torch
 
 from fedlab_core.aggregate import aggregator_kwargs, get_aggregator
-from fedlab_core.client import local_train
+from fedlab_core.client import full_steps, local_train
+from fedlab_core.compression import compress, download_bytes
 from fedlab_core.config import ExperimentConfig
 from fedlab_core.data import load_dataset
 from fedlab_core.data.base import FederatedDataset
 from fedlab_core.federation import Federation
+from fedlab_core.hierarchy import assign_regions, hierarchical
 from fedlab_core.history import History, RoundRecord
 from fedlab_core.metrics import client_metrics, pooled_metrics
 from fedlab_core.models import make_model
+from fedlab_core.participation import drop_out, sample_fixed, sample_poisson, straggler_budget
 from fedlab_core.server_opt import make_server_optimizer
 from fedlab_core.stopping import check_stop
 
+Tensor = torch.Tensor
 Callback = Callable[[RoundRecord, "Simulation"], "bool | None"]
 
 
@@ -89,7 +94,10 @@ class Simulation:
         self.config = config = config or ExperimentConfig()
         # independent streams, so that e.g. switching baselines off leaves the
         # federated run's randomness (and so its numbers) unchanged
-        data_ss, init_ss, sample_ss, batch_ss, base_ss = np.random.SeedSequence(config.seed).spawn(5)
+        # (spawn(n) keeps the first children the same as n grows: adding a stream
+        # leaves earlier runs' numbers unchanged)
+        (data_ss, init_ss, sample_ss, batch_ss, base_ss, fail_ss, attack_ss,
+         compress_ss) = np.random.SeedSequence(config.seed).spawn(8)
         self.dataset = dataset if dataset is not None else load_dataset(
             config.data, seed=int(data_ss.generate_state(1)[0]))
         dtype = getattr(torch, config.dtype)
@@ -103,20 +111,44 @@ class Simulation:
         self.theta = self.model.init(_torch_generator(init_ss), dtype).to(self.federation.X_train.device)
         self.server_state = self.server_opt.init(self.theta)
         self._sample_rng = np.random.default_rng(sample_ss)
+        self._fail_rng = np.random.default_rng(fail_ss)
         self._batch_gen = _torch_generator(batch_ss)
+        self._attack_gen = _torch_generator(attack_ss)
+        self._compress_gen = _torch_generator(compress_ss)
 
-        K = self.federation.n_clients
+        K, fc = self.federation.n_clients, config.federation
         # a robust rule's knobs must fit the number of clients in a round (Krum
         # needs K > 2f + 2): ask the rule itself now, not in round 1
         m = self._n_participants()
         self.aggregator(torch.zeros(m, 1), torch.ones(m), **self.aggregator_kwargs)
+        self.regions = assign_regions(K, fc.n_regions) if fc.n_regions else None
+        if config.train.algorithm == "scaffold":
+            # control variates: the server's c and each client's c_k (Karimireddy et al. 2020)
+            self.control = torch.zeros_like(self.theta)
+            self.client_controls = torch.zeros(K, self.theta.numel(), dtype=dtype,
+                                               device=self.theta.device)
+        self.residuals = (torch.zeros(K, self.theta.numel(), dtype=dtype, device=self.theta.device)
+                          if fc.compression != "none" and fc.error_feedback else None)
+        self.malicious = torch.zeros(K, dtype=torch.bool)
+        self._train_federation = self.federation
+        if config.attack.name != "none":
+            from fedlab_core import attacks
+
+            self.malicious = attacks.choose_malicious(K, config.attack.n_malicious,
+                                                      generator=self._attack_gen)
+            if config.attack.name == "label_flip":
+                # poisoned training labels for the whole run; test sets stay honest
+                self._train_federation = dataclasses.replace(
+                    self.federation,
+                    y_train=attacks.flip_labels(self.federation.y_train, self.malicious))
         self._pooled = self.federation.pooled()
         if config.baselines:
             self._baseline_gen = _torch_generator(base_ss)
             self.local_only_thetas = self.theta.expand(K, -1).clone()
             self.central_theta = self.theta.unsqueeze(0).clone()
 
-        self.history = History(config=config.to_dict(), client_names=list(self.federation.client_names))
+        self.history = History(config=config.to_dict(), client_names=list(self.federation.client_names),
+                               malicious=torch.nonzero(self.malicious).flatten().tolist())
         self.done = False
         self._stop_requested = threading.Event()
 
@@ -127,21 +159,22 @@ class Simulation:
 
     # ---- one round ------------------------------------------------------
     def _n_participants(self) -> int:
+        """Clients expected in a round (the exact count under fixed sampling)."""
         K = self.federation.n_clients
         return min(K, max(1, int(round(self.config.federation.client_fraction * K))))
 
     def sample_clients(self) -> np.ndarray:
-        """This round's participants: a uniform random subset of size ``round(fraction * K)`` (≥ 1)."""
-        K, m = self.federation.n_clients, self._n_participants()
-        if m >= K:
-            return np.arange(K)
-        return np.sort(self._sample_rng.choice(K, size=m, replace=False))
+        """This round's sampled clients: fixed-size or Poisson (``federation.sampling``)."""
+        fc, K = self.config.federation, self.federation.n_clients
+        if fc.sampling == "poisson":
+            return sample_poisson(K, fraction=fc.client_fraction, rng=self._sample_rng)
+        return sample_fixed(K, fraction=fc.client_fraction, rng=self._sample_rng)
 
-    def _train(self, thetas, fed: Federation, generator):
+    def _train(self, thetas, fed: Federation, generator, **extra):
         t = self.config.train
         return local_train(self.model, thetas, fed.X_train, fed.y_train, fed.n_train,
                            epochs=t.local_epochs, lr=t.lr, batch_size=t.batch_size,
-                           generator=generator)
+                           generator=generator, **extra)
 
     def step(self) -> RoundRecord:
         """Run one round and return its record."""
@@ -154,32 +187,25 @@ class Simulation:
                                "start a new Simulation, or raise federation.rounds")
         start = time.perf_counter()
         fed, model, K = self.federation, self.model, self.federation.n_clients
-        participants = self.sample_clients()
-        sampled = fed if len(participants) == K else fed.subset(torch.as_tensor(participants))
+        fc, tc = self.config.federation, self.config.train
 
-        local_thetas, local_loss, _ = self._train(self.theta.expand(len(participants), -1), sampled,
-                                                  self._batch_gen)
-        deltas = local_thetas - self.theta
-        weights = sampled.n_train.to(deltas.dtype)
-        self.theta, self.server_state = self.server_opt.step(
-            self.theta, self.aggregator(deltas, weights, **self.aggregator_kwargs), self.server_state)
-        train_loss = float((local_loss * weights).sum() / weights.sum())
+        # 1. who takes part: sampled, minus the ones whose update never arrives
+        sampled = self.sample_clients()
+        arrived, dropped = drop_out(sampled, rate=fc.dropout_rate, rng=self._fail_rng)
+        record = RoundRecord(round=self.round + 1, participants=arrived.tolist(),
+                             global_pooled={}, global_clients=[], local_clients=[None] * K,
+                             dropped=dropped.tolist(), bytes_up=[0] * K, bytes_down=[0] * K)
+        for k in sampled.tolist():   # every sampled client downloads the global model
+            record.bytes_down[k] = download_bytes(self.theta.numel())
+        if len(arrived):
+            self._federated_round(arrived, record)
+        else:
+            record.note = "no update arrived this round: the global model is unchanged"
 
-        # evaluate: the new global model on every client's test set
+        # 2. evaluate the new global model on every client's test set
         global_logits = model.apply(self.theta.expand(K, -1), fed.X_test)
-        local_metrics = client_metrics(model.apply(local_thetas, sampled.X_test),
-                                       sampled.y_test, sampled.n_test)
-        local_clients = [None] * K
-        for i, k in enumerate(participants.tolist()):
-            local_clients[k] = local_metrics[i]
-        record = RoundRecord(
-            round=self.round + 1,
-            participants=participants.tolist(),
-            global_pooled=pooled_metrics(global_logits, fed.y_test, fed.n_test),
-            global_clients=client_metrics(global_logits, fed.y_test, fed.n_test),
-            local_clients=local_clients,
-            train_loss=train_loss,
-        )
+        record.global_pooled = pooled_metrics(global_logits, fed.y_test, fed.n_test)
+        record.global_clients = client_metrics(global_logits, fed.y_test, fed.n_test)
         if self.config.baselines:
             self._baselines_step(record)
         record.seconds = time.perf_counter() - start
@@ -187,12 +213,97 @@ class Simulation:
 
         losses = self.history.series("global", "loss")
         reason = check_stop(self.history.series("global", "accuracy"), losses, self.config.stop,
-                            round=self.round, max_rounds=self.config.federation.rounds)
+                            round=self.round, max_rounds=fc.rounds)
         if reason:
             record.stop_reason = reason
             self.history.stop_reason = reason
             self.done = True
         return record
+
+    def _federated_round(self, arrived: np.ndarray, record: RoundRecord) -> None:
+        """Local training, attacks, compression, aggregation and the server step, for the
+        clients whose update arrives; fills ``record``'s local metrics and bytes."""
+        fc, tc, cfg = self.config.federation, self.config.train, self.config
+        K, m = self.federation.n_clients, len(arrived)
+        index = torch.as_tensor(arrived)
+        train_fed = self._train_federation if m == K else self._train_federation.subset(index)
+
+        # stragglers finish only part of their local steps
+        steps = full_steps(train_fed.n_train, epochs=tc.local_epochs, batch_size=tc.batch_size)
+        budget, slow = straggler_budget(steps.cpu().numpy(), rate=fc.straggler_rate,
+                                        work=fc.straggler_work, rng=self._fail_rng)
+        record.stragglers = arrived[slow].tolist()
+        extra = {"max_steps": torch.as_tensor(budget, device=steps.device)} if slow.any() else {}
+        if tc.algorithm == "fedprox":
+            extra.update(prox_mu=tc.prox_mu, anchor=self.theta)
+        if tc.algorithm == "scaffold":
+            extra["correction"] = self.control - self.client_controls[index]
+        local = self._train(self.theta.expand(m, -1), train_fed, self._batch_gen, **extra)
+
+        # what each client's own model scores on its own (honest) test set
+        test_fed = self.federation if m == K else self.federation.subset(index)
+        scores = client_metrics(self.model.apply(local.thetas, test_fed.X_test),
+                                test_fed.y_test, test_fed.n_test)
+        for i, k in enumerate(arrived.tolist()):
+            record.local_clients[k] = scores[i]
+        weights = train_fed.n_train.to(local.thetas.dtype)
+        record.train_loss = float((local.loss * weights).sum() / weights.sum())
+
+        if tc.algorithm == "scaffold":
+            self._update_controls(index, local)
+
+        deltas = local.thetas - self.theta
+        malicious = self.malicious[index]
+        if cfg.attack.name not in ("none", "label_flip") and malicious.any():
+            from fedlab_core import attacks
+
+            deltas = attacks.apply_update_attack(cfg.attack.name, deltas, malicious,
+                                                 config=cfg.attack, generator=self._attack_gen)
+        deltas, up = self._compress(index, deltas)
+        for i, k in enumerate(arrived.tolist()):
+            record.bytes_up[k] = int(up[i])
+
+        if tc.algorithm == "fednova":
+            # FedNova (Wang et al., NeurIPS 2020): average the per-step directions
+            # Delta_k / tau_k, then take tau_eff = sum_k p_k tau_k steps of it
+            tau = local.steps.to(deltas.dtype)
+            p = weights / weights.sum()
+            deltas = deltas / tau.unsqueeze(1)
+            scale = float(p @ tau)
+        else:
+            scale = 1.0
+        try:
+            if self.regions is None:
+                aggregate = self.aggregator(deltas, weights, **self.aggregator_kwargs)
+            else:
+                aggregate = hierarchical(deltas, weights, self.regions[index], self.aggregator,
+                                         **self.aggregator_kwargs)
+        except ValueError as err:
+            # e.g. dropouts left fewer updates than Krum needs: keep the model, say why
+            record.note = f"the server kept the model unchanged: {err}"
+            return
+        self.theta, self.server_state = self.server_opt.step(self.theta, scale * aggregate,
+                                                             self.server_state)
+
+    def _update_controls(self, index: Tensor, local) -> None:
+        """SCAFFOLD, option II: ``c_k+ = c_k - c + (theta - theta_k) / (steps_k * lr)``;
+        the server adds the mean change over all K clients to ``c``."""
+        lr, K = self.config.train.lr, self.federation.n_clients
+        old = self.client_controls[index]
+        steps = local.steps.clamp(min=1).to(old.dtype).unsqueeze(1)
+        new = old - self.control + (self.theta - local.thetas) / (steps * lr)
+        self.client_controls[index] = new
+        self.control = self.control + (new - old).sum(0) / K
+
+    def _compress(self, index: Tensor, deltas: Tensor) -> tuple[Tensor, Tensor]:
+        """What the clients send: their (possibly compressed) updates and its size in bytes."""
+        fc = self.config.federation
+        residual = None if self.residuals is None else self.residuals[index]
+        sent, new_residual, up = compress(fc.compression, deltas, residual=residual, config=fc,
+                                          generator=self._compress_gen)
+        if self.residuals is not None and new_residual is not None:
+            self.residuals[index] = new_residual
+        return sent, up
 
     def _baselines_step(self, record: RoundRecord) -> None:
         """Advance the local-only and centralised models by the same epochs, and score them."""
