@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         bar = tqdm(total=config.federation.rounds, unit="round", leave=False)
 
     def report(record, sim):
-        line = _row(record)
+        line = _row(record) + (f"   ({record.note})" if record.note else "")
         if bar is not None:
             bar.update(1)
             bar.write(line)
@@ -91,6 +91,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     print(f"stopped: {history.stop_reason}")
+    if history.malicious:
+        names = ", ".join(sim.federation.client_names[k] for k in history.malicious)
+        print(f"malicious hospitals ({config.attack.name}): {names}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         history.save(out / "history.json")
