@@ -33,7 +33,8 @@ from IPython.display import display
 
 from fedlab_core import viz
 from fedlab_core.aggregate import AGGREGATORS
-from fedlab_core.config import DATASETS, MODELS, PARTITIONS, SERVER_OPTIMIZERS, ExperimentConfig
+from fedlab_core.config import (ALGORITHMS, DATASETS, MODELS, PARTITIONS, SERVER_OPTIMIZERS,
+                                ExperimentConfig)
 from fedlab_core.history import History
 
 __all__ = ["Dashboard", "static_plots_wanted"]
@@ -181,6 +182,11 @@ class Dashboard:
                                          "local epochs")
         c["train.lr"] = widgets.FloatText(value=t.lr, step=0.01, description="learning rate",
                                           style=_STYLE, layout=_wide())
+        c["train.algorithm"] = widgets.Dropdown(options=list(ALGORITHMS), value=t.algorithm,
+                                                description="client algorithm", style=_STYLE,
+                                                layout=_wide())
+        c["train.prox_mu"] = widgets.FloatText(value=t.prox_mu, step=0.01, description="FedProx mu",
+                                               style=_STYLE, layout=_wide())
         c["train.batch_size"] = widgets.IntText(value=t.batch_size, description="batch (0 = all)",
                                                 style=_STYLE, layout=_wide())
         # 0 switches a stopping rule off (the config says None)
@@ -258,7 +264,8 @@ class Dashboard:
                             "data.quantity_sigma", "data.labels_per_client", "data.n_samples",
                             *_SYNTHETIC_KNOBS, "seed"])
         train_box = section("Local training", ["model.name", "train.local_epochs", "train.lr",
-                                               "train.batch_size"])
+                                               "train.batch_size", "train.algorithm",
+                                               "train.prox_mu"])
         server_box = section("Server", ["federation.rounds", "federation.aggregator",
                                         "federation.server_optimizer",
                                         "federation.client_fraction"])
@@ -363,6 +370,7 @@ class Dashboard:
         for key in _SYNTHETIC_KNOBS:
             _show(c[key], dataset == "synthetic" and partition == "natural")
         _show(c["data.n_samples"], dataset == "synthetic")
+        _show(c["train.prox_mu"], c["train.algorithm"].value == "fedprox")
 
     def _set_settings_enabled(self, enabled: bool) -> None:
         for w in self.controls.values():
