@@ -1,0 +1,274 @@
+"""What a learner sees: notebook 03's robustness race in JupyterLab, in headless Chromium.
+
+1. open ``03-aggregators-and-attacks.ipynb``, wait for its kernel, Run All, check
+   that every cell ran;
+2. set the race to 40 rounds, press its Run and watch the lines grow, live (two or
+   more increasing point counts of the first rule's line while it runs), until
+   every round is drawn and the summary table is there;
+3. screenshot the race (under the test's tmp dir; ``docs/race.png`` only with
+   ``FEDLAB_UPDATE_SCREENSHOT=1``);
+4. save, reload the page: the chart still shows every point (the race re-syncs
+   the FigureWidget's state; browser-testing notes, pitfall 4).
+
+Points are counted as in test_lab.py: the finite points plotly.js computed for
+the first trace (``gd.calcdata[0]``), plus a check that markers and a line are
+really in the SVG.
+
+    python -m pytest -q tests/browser/test_race_browser.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = "03-aggregators-and-attacks.ipynb"
+SCREENSHOT = ROOT / "docs" / "race.png"
+POLL_S = 0.05
+ROUNDS = 40   # ~2.5 s at the notebook's round_delay=0.05 with five rules
+
+COUNT_JS = """
+(race) => {
+  const chart = race.querySelector('.fedlab-race-chart');
+  const gd = chart && chart.querySelector('.js-plotly-plot');
+  if (!gd) return {found: false, drawn: false, calc: 0, markers: 0, lineVertices: 0, traces: 0};
+  const drawn = !!gd.querySelector('.main-svg .cartesianlayer .xy');
+  const traces = gd.querySelectorAll('.scatterlayer .trace.scatter');
+  const first = traces[0];
+  const markers = first ? first.querySelectorAll('path.point').length : 0;
+  const line = first ? first.querySelector('path.js-line') : null;
+  const d = line ? (line.getAttribute('d') || '') : '';
+  const lineVertices = (d.match(/[ML]/g) || []).length;
+  let calc = 0;
+  const cd = gd.calcdata && gd.calcdata[0];
+  if (cd) calc = cd.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length;
+  const stop = race.querySelector('button.fedlab-race-stop, .fedlab-race-stop button');
+  const st = race.querySelector('.fedlab-race-status');
+  return {found: true, drawn, calc, markers, lineVertices, traces: traces.length,
+          running: !!stop && !stop.disabled, status: st ? st.innerText.trim() : ''};
+}
+"""
+
+
+def wait_until(cond, *, timeout: float, what: str, interval: float = 0.1):
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = cond()
+        except Exception as e:   # a transient DOM/API error counts as "not yet"
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} "
+                                 f"(last value: {last!r})")
+        time.sleep(interval)
+
+
+def chart_state(race) -> dict:
+    return race.evaluate(COUNT_JS)
+
+
+def points(race, s: dict | None = None) -> int:
+    s = s or chart_state(race)
+    if s["calc"] > 0:
+        assert s["markers"] > 0, f"plotly computed {s['calc']} points but drew no marker: {s}"
+        if s["calc"] > 1:
+            assert s["lineVertices"] > 1, f"plotly computed {s['calc']} points but no line: {s}"
+    return s["calc"]
+
+
+def status(race) -> str:
+    return race.locator(".fedlab-race-status").inner_text().strip()
+
+
+def button(race, cls: str):
+    return race.locator(f"button.{cls}, .{cls} button").first
+
+
+def kernels_idle(lab) -> list | None:
+    ks = lab.api("api/kernels")
+    if len(ks) == 1 and ks[0]["execution_state"] == "idle" and ks[0].get("connections", 0) >= 1:
+        return ks
+    return None
+
+
+def prompts(page) -> list[str]:
+    return [t.strip() for t in
+            page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()]
+
+
+def run_all(page) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
+
+
+def save_notebook(page, lab) -> None:
+    def modified():
+        return lab.api(f"api/contents/{NOTEBOOK}?content=0")["last_modified"]
+
+    before = modified()
+    page.locator(".jp-Notebook .jp-Cell").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    try:
+        wait_until(lambda: modified() != before, timeout=10, what="the notebook to be saved")
+    except AssertionError:
+        lab.note("Ctrl+S saved nothing in 10 s; saving from the File menu")
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).first.click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook$")).first.click()
+        wait_until(lambda: modified() != before, timeout=20, what="the notebook to be saved")
+    wait_until(lambda: page.locator(".jp-mod-dirty").count() == 0, timeout=10,
+               what="no unsaved-changes marker")
+
+
+def report_failure(lab, page) -> None:
+    shot = lab.artifacts / "failure.png"
+    try:
+        page.screenshot(path=str(shot), full_page=False)
+        where = f"failure screenshot: {shot}"
+    except Exception as e:
+        where = f"no failure screenshot ({e})"
+    console = getattr(page, "fedlab_console", [])
+    print("\n==== browser test failed ====", where, sep="\n", file=sys.stderr)
+    print("---- notes ----", *lab.notes, sep="\n", file=sys.stderr)
+    print("---- browser console (errors, warnings) ----", *console[-40:], sep="\n",
+          file=sys.stderr)
+    print("---- lab log (tail) ----", lab.log_tail(), sep="\n", file=sys.stderr)
+
+
+def test_learner_races_the_aggregators_in_jupyterlab(lab, browser_page):
+    page = browser_page
+    t_start = time.monotonic()
+    try:
+        _learner_races(lab, page, t_start)
+    except BaseException as e:
+        if not isinstance(e, KeyboardInterrupt):
+            report_failure(lab, page)
+        raise
+
+
+def _learner_races(lab, page, t_start: float) -> None:
+    if not (lab.root_dir / NOTEBOOK).exists():
+        pytest.fail(f"{NOTEBOOK} not found in the notebooks folder", pytrace=False)
+
+    # 1. open, wait for a kernel that is really there, Run All ---------------------
+    page.goto(lab.url(f"lab/tree/{NOTEBOOK}"), wait_until="domcontentloaded", timeout=60_000)
+    page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(state="visible", timeout=60_000)
+
+    def kernel_or_dialog():
+        dlg = page.locator(".jp-Dialog")
+        if dlg.count() and dlg.first.is_visible():
+            lab.note(f"dialog: {dlg.first.inner_text()[:200]!r}")
+            dlg.locator(".jp-mod-accept").first.click()
+        return kernels_idle(lab)
+
+    wait_until(kernel_or_dialog, timeout=60, interval=0.25,
+               what="an idle kernel with a connection (/api/kernels)")
+    lab.note(f"kernel ready after {time.monotonic() - t_start:.1f} s")
+    before = prompts(page)
+    for attempt in (1, 2):
+        run_all(page)
+        try:
+            wait_until(lambda: prompts(page) != before, timeout=15,
+                       what="a cell prompt to change after Run All")
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            lab.note("Run All changed no prompt; trying once more")
+    wait_until(lambda: not any("*" in p for p in prompts(page)) and kernels_idle(lab),
+               timeout=120, interval=0.25, what="Run All to finish (no [*] prompt, kernel idle)")
+    final = prompts(page)
+    lab.note(f"Run All done after {time.monotonic() - t_start:.1f} s")
+    if not all(re.fullmatch(r"\[\d+\]:", p) for p in final):
+        stderr = page.locator(".jp-OutputArea-output[data-mime-type="
+                              "'application/vnd.jupyter.stderr']").all_inner_texts()
+        pytest.fail(f"Run All stopped early (prompts {final}); stderr outputs:\n"
+                    + "\n----\n".join(t[-1500:] for t in stderr), pytrace=False)
+
+    # 2. the race: 40 rounds, Run, watch it grow -------------------------------------
+    race = page.locator(".jp-OutputArea-output .fedlab-race").first
+    race.wait_for(state="visible", timeout=30_000)
+    for cls in ("fedlab-race-run", "fedlab-race-stop", "fedlab-race-status",
+                "fedlab-race-chart"):
+        assert race.locator(f".{cls}").count() > 0, f"the race has no .{cls} element"
+    race.locator(".fedlab-race-chart").scroll_into_view_if_needed()
+    wait_until(lambda: chart_state(race)["drawn"], timeout=30,
+               what="the plotly chart inside .fedlab-race-chart to draw its axes")
+    rounds_box = race.locator(".fedlab-race-rounds input").first
+    rounds_box.fill(str(ROUNDS))
+    rounds_box.blur()                       # an IntText syncs on change (blur), not per key
+    wait_until(lambda: f"{ROUNDS} rounds" in status(race), timeout=15,
+               what=f"the status to say '{ROUNDS} rounds'")
+    assert points(race) == 0, "the chart shows points before the first Run"
+
+    handle = race.element_handle()
+    button(race, "fedlab-race-run").click()
+    samples: list[tuple[float, int, bool]] = []
+    t_click = time.monotonic()
+    while time.monotonic() - t_click < 45:
+        st = handle.evaluate(COUNT_JS)
+        samples.append((time.monotonic() - t_click, st["calc"], st["running"]))
+        if not st["running"] and st["calc"] > 0 and st["status"].startswith("done"):
+            break
+        time.sleep(POLL_S)
+    compact = [(round(t, 2), n, r) for i, (t, n, r) in enumerate(samples)
+               if i == 0 or (n, r) != samples[i - 1][1:]]
+    lab.note(f"{len(samples)} samples in {samples[-1][0]:.2f} s after Run; "
+             f"changes (s, points, running): {compact}")
+    live = [n for _, n, r in samples if r and n > 0]
+    assert len(set(live)) >= 2, f"the race did not visibly grow while it ran: {compact}"
+    assert all(a <= b for a, b in zip(live, live[1:])), f"the point count went down: {compact}"
+    wait_until(lambda: points(race) == ROUNDS and status(race).startswith("done"), timeout=30,
+               what=f"{ROUNDS} points and a 'done' status")
+    s = chart_state(race)
+    assert s["traces"] >= 2, f"expected a line per rule, got {s['traces']} traces"
+    table = race.locator(".fedlab-race-table table")
+    wait_until(lambda: table.count() == 1, timeout=10, what="the summary table under the chart")
+    rows = table.locator("tbody tr").count()
+    lab.note(f"race done: {points(race)} points, {s['traces']} traces drawn, table rows {rows}, "
+             f"status {status(race)!r}")
+    assert rows >= 2
+
+    # 3. the screenshot -----------------------------------------------------------------
+    left = page.locator("#jp-left-stack")
+    if left.count() and left.is_visible():
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Control+b")   # hide the file browser: room for the race
+        try:
+            wait_until(lambda: not left.is_visible(), timeout=5, what="the left sidebar to close")
+        except AssertionError:
+            lab.note("could not hide the left sidebar")
+    page.set_viewport_size({"width": 1280, "height": 1200})
+    page.mouse.move(1270, 1190)            # no hover effects or plotly tooltips
+    page.keyboard.press("Escape")
+    race.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(600)             # let the scroll and plotly's relayout settle
+    shot = lab.artifacts / "race.png"
+    race.screenshot(path=str(shot))
+    lab.note(f"screenshot {shot}")
+    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
+
+    # 4. save, reload: the points are still there ----------------------------------------
+    n_before = points(race)
+    save_notebook(page, lab)
+    page.reload(wait_until="domcontentloaded", timeout=60_000)
+    race = page.locator(".jp-OutputArea-output .fedlab-race").first
+    race.wait_for(state="visible", timeout=60_000)
+    race.locator(".fedlab-race-chart").scroll_into_view_if_needed()
+    wait_until(lambda: chart_state(race)["drawn"] and points(race) == n_before, timeout=60,
+               what=f"{n_before} points after the page reload (FigureWidget state re-synced?)")
+    lab.note(f"after reload: {points(race)} points; {time.monotonic() - t_start:.1f} s in all")
