@@ -24,6 +24,40 @@ from fedlab_core.config import ExperimentConfig
 from fedlab_core.history import History
 
 
+def rounds_to_reach(curve, target: float) -> float:
+    """The first round (1-based) whose value reaches ``target``; ``nan`` if none does.
+
+    >>> rounds_to_reach([0.5, 0.7, 0.9, 0.8], 0.85), rounds_to_reach([0.5], 0.9)
+    (3.0, nan)
+    """
+    hit = np.flatnonzero(np.asarray(curve, dtype=float) >= target - 1e-9)
+    return float(hit[0] + 1) if len(hit) else float("nan")
+
+
+def usable_seeds(config: ExperimentConfig, n: int, *, max_tries: int = 1000) -> list[int]:
+    """The first ``n`` seeds for which ``config`` builds a simulation.
+
+    A strongly skewed split (Dirichlet ``alpha = 0.1``) can leave a hospital
+    with a single patient, which cannot be split into train and test; the
+    loader refuses such a draw. Experiments over seeds skip those seeds and
+    say so, rather than silently changing the data.
+    """
+    from fedlab_core.simulation import Simulation
+
+    seeds, seed, last_error = [], 0, None
+    while len(seeds) < n and seed < max_tries:
+        try:
+            Simulation(config.with_overrides({"seed": seed}))
+            seeds.append(seed)
+        except ValueError as err:
+            last_error = err
+        seed += 1
+    if len(seeds) < n:
+        raise ValueError(f"only {len(seeds)} of the first {max_tries} seeds build this experiment; "
+                         f"the last error: {last_error}")
+    return seeds
+
+
 def final_comparison(history: History, *, metric: str = "accuracy") -> pd.DataFrame:
     """Per hospital, the last round's ``metric`` of local-only, federated and centralised models."""
     last = history.last()

@@ -127,6 +127,9 @@ class Simulation:
             self.control = torch.zeros_like(self.theta)
             self.client_controls = torch.zeros(K, self.theta.numel(), dtype=dtype,
                                                device=self.theta.device)
+            n = self.federation.n_train.to(dtype)
+            self._control_weights = (n / n.sum() if fc.aggregator == "fedavg"
+                                     else torch.full_like(n, 1.0 / K))
         self.residuals = (torch.zeros(K, self.theta.numel(), dtype=dtype, device=self.theta.device)
                           if fc.compression != "none" and fc.error_feedback else None)
         self.malicious = torch.zeros(K, dtype=torch.bool)
@@ -195,8 +198,10 @@ class Simulation:
         record = RoundRecord(round=self.round + 1, participants=arrived.tolist(),
                              global_pooled={}, global_clients=[], local_clients=[None] * K,
                              dropped=dropped.tolist(), bytes_up=[0] * K, bytes_down=[0] * K)
-        for k in sampled.tolist():   # every sampled client downloads the global model
-            record.bytes_down[k] = download_bytes(self.theta.numel())
+        # every sampled client downloads the global model (and SCAFFOLD's c with it)
+        vectors = 2 if tc.algorithm == "scaffold" else 1
+        for k in sampled.tolist():
+            record.bytes_down[k] = vectors * download_bytes(self.theta.numel())
         if len(arrived):
             self._federated_round(arrived, record)
         else:
@@ -260,6 +265,8 @@ class Simulation:
             deltas = attacks.apply_update_attack(cfg.attack.name, deltas, malicious,
                                                  config=cfg.attack, generator=self._attack_gen)
         deltas, up = self._compress(index, deltas)
+        if tc.algorithm == "scaffold":   # each client also sends its change of c_k, dense
+            up = up + download_bytes(self.theta.numel())
         for i, k in enumerate(arrived.tolist()):
             record.bytes_up[k] = int(up[i])
 
@@ -286,14 +293,24 @@ class Simulation:
                                                              self.server_state)
 
     def _update_controls(self, index: Tensor, local) -> None:
-        """SCAFFOLD, option II: ``c_k+ = c_k - c + (theta - theta_k) / (steps_k * lr)``;
-        the server adds the mean change over all K clients to ``c``."""
-        lr, K = self.config.train.lr, self.federation.n_clients
+        """SCAFFOLD, option II (Karimireddy et al. 2020):
+        ``c_k+ = c_k - c + (theta - theta_k) / (steps_k * lr)``, and the server adds
+        ``sum_{k in S} p_k (c_k+ - c_k)`` to ``c``.
+
+        The paper weighs every client the same (``p_k = 1/N``). Its ``c`` then
+        estimates the *unweighted* average gradient, and the corrections steer
+        every client towards the optimum of the unweighted objective, even when
+        the server averages updates by patients: measured on very unequal
+        hospitals, SCAFFOLD then landed where FedAvg with ``unweighted_mean``
+        lands. So ``p_k`` follows the aggregator: patients' share of all training
+        rows for ``fedavg``, ``1/N`` otherwise.
+        """
+        lr = self.config.train.lr
         old = self.client_controls[index]
         steps = local.steps.clamp(min=1).to(old.dtype).unsqueeze(1)
         new = old - self.control + (self.theta - local.thetas) / (steps * lr)
         self.client_controls[index] = new
-        self.control = self.control + (new - old).sum(0) / K
+        self.control = self.control + self._control_weights[index] @ (new - old)
 
     def _compress(self, index: Tensor, deltas: Tensor) -> tuple[Tensor, Tensor]:
         """What the clients send: their (possibly compressed) updates and its size in bytes."""

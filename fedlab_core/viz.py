@@ -10,6 +10,11 @@ wrap them in a live ``FigureWidget``; notebooks show them directly.
   the pooled test set and on each hospital's own test set.
 - ``curve_data(history)``: just the ``(x, y)`` of every trace of
   ``learning_curves``, in the same order, for live updates without a rebuild.
+- ``compare_runs(histories)``: named runs (algorithms, servers) side by side,
+  pooled and at the worst-served hospital.
+- ``fairness_figure(history)``: worst / mean / best hospital per round.
+- ``communication_figure(histories)``: cumulative bytes per run, and final
+  accuracy against bytes sent (the trade-off).
 
 Colours are the Okabe–Ito colour-blind-safe set (Okabe & Ito 2008, "Color
 Universal Design"); a hospital is also told apart by its marker symbol and a
@@ -34,7 +39,8 @@ __all__ = [
     "OKABE_ITO", "HOSPITAL_COLORS", "HOSPITAL_SYMBOLS", "MODEL_DASH", "METRIC_LABELS",
     "TraceSpec", "trace_specs", "has_baselines", "curve_data", "learning_curves",
     "update_learning_curves", "set_metric_axes", "set_round_range", "partition_figure",
-    "hospital_style", "figure_summary",
+    "hospital_style", "figure_summary", "RUN_COLORS", "RUN_DASHES", "run_style",
+    "compare_runs", "fairness_figure", "communication_figure",
 ]
 
 # Okabe & Ito (2008): black, orange, sky blue, bluish green, yellow, blue,
@@ -412,3 +418,219 @@ def _odd_one_out_bars(names, values, name, hover) -> go.Bar:
 def figure_summary(fig: go.Figure) -> dict[str, Any]:
     """Trace names and point counts, for tests and debugging."""
     return {"traces": [t.name for t in fig.data], "points": [len(t.x or ()) for t in fig.data]}
+
+
+# ---- comparing runs: algorithms, fairness, communication ----------------------
+
+# one style per named run: colour (Okabe–Ito, black first), marker symbol and dash all differ,
+# so two runs are told apart in greyscale and by colour-blind readers
+RUN_COLORS = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def run_style(i: int) -> dict[str, str]:
+    """Colour, marker symbol and dash of the ``i``-th run in a comparison (cycled)."""
+    return {"color": RUN_COLORS[i % len(RUN_COLORS)],
+            "symbol": HOSPITAL_SYMBOLS[i % len(HOSPITAL_SYMBOLS)],
+            "dash": RUN_DASHES[i % len(RUN_DASHES)]}
+
+
+def _open_symbol(symbol: str) -> str:
+    return symbol if symbol.endswith("-open") else f"{symbol}-open"
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in _METRICS:
+        raise ValueError(f"metric = {metric!r} is not allowed: choose one of {', '.join(_METRICS)}")
+
+
+def _check_runs(histories) -> list[tuple[str, Any]]:
+    runs = list(dict(histories).items())
+    if not runs:
+        raise ValueError("histories = {} is not allowed: give at least one named run")
+    return runs
+
+
+def _run_line(i: int, name: str, x, y, *, hover: str, showlegend: bool = True,
+              width: float = 2.2) -> go.Scatter:
+    st = run_style(i)
+    return go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers",
+                      line=dict(color=st["color"], dash=st["dash"], width=width),
+                      marker=dict(symbol=st["symbol"], color=st["color"], size=7,
+                                  line=dict(width=0.5, color="white"), maxdisplayed=25),
+                      legendgroup=f"run{i}", showlegend=showlegend, connectgaps=False,
+                      hovertemplate=f"<b>{name}</b><br>{hover}<extra></extra>",
+                      meta={"run": name})
+
+
+def _rounds(history) -> list[int]:
+    return [int(r.round) for r in history.records]
+
+
+def compare_runs(histories, *, metric: str = "accuracy", title: str | None = None,
+                 height: int = 420, width: int | None = 880) -> go.Figure:
+    """Several named runs side by side: the global model per round, overall and at its worst hospital.
+
+    Left: each run's global model on the pooled test set. Right: the same model
+    on the hospital it serves worst that round (``History.fairness(metric)["worst"]``;
+    for ``loss`` the highest loss is the worst). One trace per run and panel, in
+    the order of ``histories``; a run keeps its colour, marker and dash in both.
+
+    >>> from fedlab_core.history import History
+    >>> fig = compare_runs({"FedAvg": History(config={}, client_names=["A"])})
+    >>> [t.name for t in fig.data]
+    ['FedAvg', 'FedAvg']
+    """
+    _check_metric(metric)
+    runs = _check_runs(histories)
+    label = METRIC_LABELS[metric]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
+                        subplot_titles=("pooled test set", "worst-served hospital"))
+    for i, (name, h) in enumerate(runs):
+        x = _rounds(h)
+        fig.add_trace(_run_line(i, name, x, h.series("global", metric),
+                                hover=f"round %{{x}}: {label} %{{y:.3f}} (pooled)"), row=1, col=1)
+        worst = _worst_per_round(h, metric)
+        fig.add_trace(_run_line(i, name, x, worst, showlegend=False,
+                                hover=f"round %{{x}}: {label} %{{y:.3f}} (worst hospital)"),
+                      row=1, col=2)
+    fig.update_xaxes(title_text="round", showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+    fig.update_yaxes(showgrid=True, gridcolor="#e5e5e5", zeroline=False, autorange=True,
+                     autorangeoptions=_yaxis_clip(metric))
+    fig.update_yaxes(title_text=label, row=1, col=1)
+    fig.update_yaxes(title_text=f"{label}, worst hospital", row=1, col=2)
+    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+                      margin=dict(l=60, r=20, t=60 if title else 40, b=50),
+                      title=dict(text=title, x=0.01) if title else None,
+                      legend=dict(font=dict(size=11)), hovermode="closest",
+                      meta={"fedlab": "compare_runs", "metric": metric})
+    return fig
+
+
+def _worst_per_round(history, metric: str) -> list[float]:
+    if not history.records:
+        return []
+    if metric == "loss":   # the worst-served hospital has the highest loss
+        return [float(v) for v in history.fairness(metric)["best"]]
+    return [float(v) for v in history.fairness(metric)["worst"]]
+
+
+def fairness_figure(history, *, metric: str = "accuracy", title: str | None = None,
+                    height: int = 380, width: int | None = 720) -> go.Figure:
+    """The spread across hospitals, per round: worst, mean and best hospital (``History.fairness``).
+
+    The global model is scored on each hospital's own test set; a shaded band
+    runs from the worst to the best hospital, so a wide band is a model that
+    serves hospitals unequally. Traces, in order: ``best``, ``worst`` (filled up
+    to ``best``), ``mean``. For ``loss`` the curves keep the table's names
+    (``worst`` is the lowest value).
+
+    >>> from fedlab_core.history import History
+    >>> [t.name for t in fairness_figure(History(config={}, client_names=["A"])).data]
+    ['best hospital', 'worst hospital', 'mean over hospitals']
+    """
+    _check_metric(metric)
+    label = METRIC_LABELS[metric]
+    if history.records:
+        table = history.fairness(metric)
+        x = [int(r) for r in table["round"]]
+        cols = {c: [float(v) for v in table[c]] for c in ("worst", "mean", "best")}
+    else:
+        x, cols = [], {"worst": [], "mean": [], "best": []}
+    band = "rgba(0, 114, 178, 0.15)"   # Okabe–Ito blue, light
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=cols["best"], name="best hospital", mode="lines+markers",
+                             line=dict(color="#0072B2", width=1.6, dash="dot"),
+                             marker=dict(symbol="triangle-up", size=7, color="#0072B2"),
+                             hovertemplate=f"round %{{x}}: best {label} %{{y:.3f}}<extra></extra>",
+                             meta={"series": "best"}))
+    fig.add_trace(go.Scatter(x=x, y=cols["worst"], name="worst hospital", mode="lines+markers",
+                             line=dict(color="#D55E00", width=1.6, dash="dash"),
+                             marker=dict(symbol="triangle-down", size=7, color="#D55E00"),
+                             fill="tonexty", fillcolor=band,
+                             hovertemplate=f"round %{{x}}: worst {label} %{{y:.3f}}<extra></extra>",
+                             meta={"series": "worst"}))
+    fig.add_trace(go.Scatter(x=x, y=cols["mean"], name="mean over hospitals", mode="lines+markers",
+                             line=dict(color="#000000", width=3),
+                             marker=dict(symbol="circle", size=7, color="#000000"),
+                             hovertemplate=f"round %{{x}}: mean {label} %{{y:.3f}}<extra></extra>",
+                             meta={"series": "mean"}))
+    fig.update_xaxes(title_text="round", showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+    fig.update_yaxes(title_text=f"{label} (each hospital's own test set)", showgrid=True,
+                     gridcolor="#e5e5e5", zeroline=False, autorange=True,
+                     autorangeoptions=_yaxis_clip(metric))
+    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+                      margin=dict(l=60, r=20, t=50 if title else 20, b=50),
+                      title=dict(text=title, x=0.01) if title else None,
+                      hovermode="x unified", meta={"fedlab": "fairness_figure", "metric": metric})
+    return fig
+
+
+def communication_figure(histories, *, metric: str = "accuracy", title: str | None = None,
+                         height: int = 420, width: int | None = 900) -> go.Figure:
+    """Bytes moved per run (``History.communication``), and what they bought.
+
+    Left: cumulative bytes per round, sent up by the hospitals (solid line,
+    the run's marker) and down by the server (thin dotted line, open marker).
+    Right: one point per run, the final global model's ``metric`` on the pooled
+    test set against the total bytes sent up (log axis): the trade-off.
+    Traces: per run ``"<name> · up"`` and ``"<name> · down"`` (left), then one
+    ``"<name>"`` point per run (right).
+
+    >>> from fedlab_core.history import History
+    >>> [t.name for t in communication_figure({"dense": History(config={}, client_names=["A"])}).data]
+    ['dense · up', 'dense · down', 'dense']
+    """
+    _check_metric(metric)
+    runs = _check_runs(histories)
+    label = METRIC_LABELS[metric]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, column_widths=[0.58, 0.42],
+                        subplot_titles=("cumulative bytes", f"final {label} vs bytes sent up"))
+    points = []
+    for i, (name, h) in enumerate(runs):
+        st = run_style(i)
+        x = _rounds(h)
+        if h.records:
+            comm = h.communication()
+            up = [int(v) for v in comm["bytes_up"].cumsum()]
+            down = [int(v) for v in comm["bytes_down"].cumsum()]
+        else:
+            up, down = [], []
+        fig.add_trace(_run_line(i, f"{name} · up", x, up,
+                                hover="round %{x}: %{y:,} bytes up so far"), row=1, col=1)
+        fig.add_trace(go.Scatter(
+            x=x, y=down, name=f"{name} · down", mode="lines+markers", legendgroup=f"run{i}",
+            line=dict(color=st["color"], dash="dot", width=1.2),
+            marker=dict(symbol=_open_symbol(st["symbol"]), color=st["color"], size=6,
+                        maxdisplayed=25),
+            visible="legendonly",   # the same for every scheme: the model goes down dense
+            hovertemplate=f"<b>{name}</b><br>round %{{x}}: %{{y:,}} bytes down so far<extra></extra>",
+            meta={"run": name, "direction": "down"}), row=1, col=1)
+        last = h.last()
+        points.append((i, name, up[-1] if up else math.nan,
+                       _value(last.global_pooled, metric) if last is not None else math.nan))
+    for i, name, total, value in points:
+        st = run_style(i)
+        fig.add_trace(go.Scatter(
+            x=[total], y=[value], name=name, mode="markers+text", text=[name],
+            textposition="top center", showlegend=False, legendgroup=f"run{i}",
+            marker=dict(symbol=st["symbol"], color=st["color"], size=12,
+                        line=dict(width=1, color="white")),
+            hovertemplate=f"<b>{name}</b><br>%{{x:,}} bytes up · final {label} %{{y:.3f}}"
+                          "<extra></extra>",
+            meta={"run": name, "total_bytes_up": total}), row=1, col=2)
+    fig.update_xaxes(title_text="round", showgrid=True, gridcolor="#e5e5e5", zeroline=False,
+                     row=1, col=1)
+    fig.update_yaxes(title_text="bytes (cumulative)", showgrid=True, gridcolor="#e5e5e5",
+                     rangemode="tozero", row=1, col=1)
+    fig.update_xaxes(title_text="total bytes sent up (log)", type="log", showgrid=True,
+                     gridcolor="#e5e5e5", row=1, col=2)
+    fig.update_yaxes(title_text=f"final {label} (pooled test)", showgrid=True,
+                     gridcolor="#e5e5e5", autorange=True, autorangeoptions=_yaxis_clip(metric),
+                     row=1, col=2)
+    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+                      margin=dict(l=70, r=20, t=60 if title else 40, b=50),
+                      title=dict(text=title, x=0.01) if title else None,
+                      legend=dict(font=dict(size=11)), hovermode="closest",
+                      meta={"fedlab": "communication_figure", "metric": metric})
+    return fig

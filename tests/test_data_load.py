@@ -67,8 +67,9 @@ def test_heart_every_partition(partition):
     ds = load_dataset(cfg, seed=0)
     check_contract(ds, 740)
     assert ds.n_features == 13
-    for c in ds.clients:   # each hospital standardised with its own training rows
-        np.testing.assert_allclose(c.X_train.mean(0), 0, atol=1e-10)
+    # re-split rows: pooled training statistics (per-hospital ones would leak the label)
+    pooled = np.concatenate([c.X_train for c in ds.clients])
+    np.testing.assert_allclose(pooled.mean(0), 0, atol=1e-10)
 
 
 def test_same_seed_same_arrays_other_seed_other_arrays():
@@ -145,3 +146,14 @@ def test_partition_leaving_a_hospital_empty_names_the_knob():
 def test_bad_seed(seed):
     with pytest.raises(ValueError, match="seed = "):
         load_dataset(DataConfig(n_samples=100), seed=seed)
+
+
+@pytest.mark.skipif(not HAVE_HEART, reason=f"UCI heart files not at {HEART_DIR}")
+def test_heart_resplit_uses_pooled_standardisation_and_does_not_leak_labels():
+    cfg = DataConfig(dataset="heart", partition="pathological", n_clients=4, labels_per_client=1,
+                     heart_dir=str(HEART_DIR))
+    ds = load_dataset(cfg, seed=0)
+    pooled = np.concatenate([c.X_train for c in ds.clients])
+    np.testing.assert_allclose(pooled.mean(0), 0, atol=1e-9)
+    # per-hospital statistics would centre every hospital at 0: pooled ones do not
+    assert max(abs(c.X_train.mean(0)).max() for c in ds.clients) > 0.1

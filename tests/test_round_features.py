@@ -67,7 +67,8 @@ def test_fedprox_pulls_local_models_towards_the_global_one():
 
 def test_scaffold_controls_after_one_round():
     """Full participation, one full-batch step: c_k = (theta - theta_k) / lr is client k's
-    gradient at the starting model, and the server's c is their mean."""
+    gradient at the starting model, and the server's c is their patient-weighted mean
+    (the same weights FedAvg gives the updates)."""
     sim = Simulation(cfg(**{"train.algorithm": "scaffold", "train.local_epochs": 1}))
     start = sim.theta.clone()
     sim.step()
@@ -75,7 +76,26 @@ def test_scaffold_controls_after_one_round():
     weight = fed.mask_train.double() / fed.n_train.unsqueeze(1).double()
     _, grads = sim.model.loss_and_grad(start.expand(6, -1), fed.X_train, fed.y_train, weight)
     torch.testing.assert_close(sim.client_controls, grads)
-    torch.testing.assert_close(sim.control, grads.mean(0))
+    p = fed.n_train.double() / fed.n_train.sum()
+    torch.testing.assert_close(sim.control, p @ grads)
+
+
+def test_scaffold_with_an_unweighted_rule_averages_controls_uniformly():
+    sim = Simulation(cfg(**{"train.algorithm": "scaffold", "federation.aggregator": "fedmedian"}))
+    sim.step()
+    torch.testing.assert_close(sim.control, sim.client_controls.mean(0))
+
+
+def test_scaffold_optimises_fedavgs_objective_on_unequal_hospitals():
+    """On very unequal, skewed hospitals SCAFFOLD must land near FedAvg, not near the
+    unweighted objective (a regression test: equal-weight controls pulled it there)."""
+    over = {"data.n_samples": 3000, "data.n_clients": 6, "data.size_skew": 1.0,
+            "data.label_shift": 1.0, "data.covariate_shift": 1.0, "federation.rounds": 40,
+            "train.local_epochs": 5}
+    fedavg = Simulation(cfg(**over)).run().last().global_pooled["loss"]
+    scaffold = Simulation(cfg(**over, **{"train.algorithm": "scaffold"})).run().last().global_pooled["loss"]
+    unweighted = Simulation(cfg(**over, **{"federation.aggregator": "unweighted_mean"})).run().last().global_pooled["loss"]
+    assert abs(scaffold - fedavg) < abs(scaffold - unweighted)
 
 
 def test_scaffold_learns():
@@ -146,3 +166,10 @@ def test_fairness_and_communication_tables():
 def test_fedprox_refuses_a_divergent_mu():
     with pytest.raises(ValueError, match="train.prox_mu = 10.0 is not allowed: with train.lr = 0.5"):
         cfg(**{"train.algorithm": "fedprox", "train.prox_mu": 10.0})
+
+
+def test_scaffold_pays_a_second_vector_each_way():
+    plain = Simulation(cfg()).run().communication()
+    scaffold = Simulation(cfg(**{"train.algorithm": "scaffold"})).run().communication()
+    assert (scaffold["bytes_up"] == 2 * plain["bytes_up"]).all()
+    assert (scaffold["bytes_down"] == 2 * plain["bytes_down"]).all()

@@ -183,3 +183,114 @@ def test_partition_figure_accepts_aliases_and_names_missing_columns():
     assert len(viz.partition_figure(df).data) == 5
     with pytest.raises(ValueError, match="positive_rate"):
         viz.partition_figure(summary_frame().drop(columns=["positive_rate"]))
+
+
+# ---- figures that compare runs, on small real histories -----------------------
+
+from fedlab_core.config import ExperimentConfig  # noqa: E402
+from fedlab_core.simulation import Simulation  # noqa: E402
+
+_SMALL = {"data.n_samples": 400, "data.n_clients": 3, "federation.rounds": 3, "baselines": False}
+
+
+@pytest.fixture(scope="module")
+def real_runs():
+    """Three 3-round runs: FedAvg, FedAdam, and FedAvg with top-k compression."""
+    base = ExperimentConfig().with_overrides(_SMALL)
+    overrides = {"FedAvg": {}, "FedAdam": {"federation.server_optimizer": "adam"},
+                 "top-k 10 %": {"federation.compression": "topk", "federation.topk_fraction": 0.1}}
+    return {name: Simulation(base.with_overrides(o)).run() for name, o in overrides.items()}
+
+
+def _styles(traces):
+    return [(t.line.color, t.marker.symbol, t.line.dash) for t in traces]
+
+
+def test_compare_runs_pooled_and_worst_hospital(real_runs):
+    fig = viz.compare_runs(real_runs)
+    names = list(real_runs)
+    assert [t.name for t in fig.data] == [n for n in names for _ in (1, 2)]
+    for i, (name, h) in enumerate(real_runs.items()):
+        pooled, worst = fig.data[2 * i], fig.data[2 * i + 1]
+        assert list(pooled.x) == list(worst.x) == [1, 2, 3]
+        assert list(pooled.y) == pytest.approx(h.series("global", "accuracy"))
+        assert list(worst.y) == pytest.approx(list(h.fairness("accuracy")["worst"]))
+        assert pooled.xaxis == "x" and worst.xaxis == "x2"
+        # the worst hospital is no better than the mean of the hospitals
+        assert all(w <= m + 1e-12 for w, m in zip(worst.y, h.fairness("accuracy")["mean"]))
+        # a run keeps its style across panels; the legend shows it once
+        assert _styles([pooled]) == _styles([worst])
+        assert pooled.showlegend is not False and worst.showlegend is False
+    # every run differs from every other by marker and dash, not colour alone
+    styles = _styles(fig.data[::2])
+    assert len({s[1] for s in styles}) == len({s[2] for s in styles}) == len(names)
+    assert {t.line.color for t in fig.data} <= set(viz.OKABE_ITO)
+    assert fig.layout.yaxis.title.text == "accuracy"
+    assert fig.to_dict()
+
+
+def test_compare_runs_loss_worst_is_highest(real_runs):
+    h = real_runs["FedAvg"]
+    fig = viz.compare_runs({"FedAvg": h}, metric="loss")
+    assert list(fig.data[1].y) == pytest.approx(list(h.fairness("loss")["best"]))
+    assert fig.layout.yaxis.title.text == viz.METRIC_LABELS["loss"]
+
+
+def test_compare_runs_rejects_bad_input(real_runs):
+    with pytest.raises(ValueError, match="metric = 'f1'"):
+        viz.compare_runs(real_runs, metric="f1")
+    with pytest.raises(ValueError, match="at least one"):
+        viz.compare_runs({})
+
+
+def test_fairness_figure_band_from_worst_to_best(real_runs):
+    h = real_runs["FedAvg"]
+    fig = viz.fairness_figure(h)
+    table = h.fairness("accuracy")
+    best, worst, mean = fig.data
+    assert [t.meta["series"] for t in fig.data] == ["best", "worst", "mean"]
+    assert list(best.y) == pytest.approx(list(table["best"]))
+    assert list(worst.y) == pytest.approx(list(table["worst"]))
+    assert list(mean.y) == pytest.approx(list(table["mean"]))
+    assert worst.fill == "tonexty" and best.fill is None   # the band: worst up to best
+    assert all(w <= m <= b for w, m, b in zip(worst.y, mean.y, best.y))
+    assert len({t.marker.symbol for t in fig.data}) == 3
+    assert len({t.line.dash for t in fig.data}) == 3
+    assert {t.line.color for t in fig.data} <= set(viz.OKABE_ITO)
+
+
+def test_fairness_figure_empty_history():
+    fig = viz.fairness_figure(History(config={}, client_names=NAMES))
+    assert [len(t.x) for t in fig.data] == [0, 0, 0]
+
+
+def test_communication_figure_counts_bytes(real_runs):
+    from fedlab_core.compression import download_bytes, upload_bytes
+
+    fig = viz.communication_figure(real_runs)
+    names = list(real_runs)
+    n = len(names)
+    assert [t.name for t in fig.data] == [f"{m} · {d}" for m in names for d in ("up", "down")] + names
+    K = 3
+    for i, (name, h) in enumerate(real_runs.items()):
+        up, down, point = fig.data[2 * i], fig.data[2 * i + 1], fig.data[2 * n + i]
+        P = Simulation(ExperimentConfig().with_overrides(_SMALL)).theta.numel()
+        fc = h.experiment_config().federation
+        per_round = K * upload_bytes(fc.compression, P, topk_fraction=fc.topk_fraction)
+        assert list(up.y) == [per_round * r for r in (1, 2, 3)]   # cumulative
+        assert list(down.y) == [K * download_bytes(P) * r for r in (1, 2, 3)]
+        assert list(point.x) == [up.y[-1]]
+        assert list(point.y) == pytest.approx([h.last().global_pooled["accuracy"]])
+        assert up.xaxis == "x" and point.xaxis == "x2"
+        assert point.marker.symbol == up.marker.symbol   # same run, same marker
+    # top-k sends fewer bytes up than dense
+    totals = {t.meta["run"]: t.meta["total_bytes_up"] for t in fig.data[2 * n:]}
+    assert totals["top-k 10 %"] < totals["FedAvg"]
+    assert fig.layout.xaxis2.type == "log"
+    assert fig.to_dict()
+
+
+def test_communication_figure_empty_history():
+    fig = viz.communication_figure({"dense": History(config={}, client_names=NAMES)})
+    assert [len(t.x) for t in fig.data[:2]] == [0, 0]
+    assert fig.to_dict()
