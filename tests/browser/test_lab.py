@@ -31,11 +31,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from labkit import (button, count_js, drawn_points, kernels_idle, prompts, report_failure, run_all,
+                    save_notebook, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,64 +46,18 @@ SCREENSHOT = ROOT / "docs" / "screenshot.png"
 POLL_S = 0.05
 ROUNDS = 40   # set in the dashboard before Run: ~2 s at notebook 01's round_delay=0.05
 
-# Run in the page with the dashboard's root element; see the module docstring.
-COUNT_JS = """
-(dash) => {
-  const chart = dash.querySelector('.fedlab-chart');
-  const gd = chart && chart.querySelector('.js-plotly-plot');
-  if (!gd) return {found: false, drawn: false, calc: 0, markers: 0, lineVertices: 0, traces: 0};
-  // an empty trace draws no SVG group: 'drawn' only says the axes are there
-  const drawn = !!gd.querySelector('.main-svg .cartesianlayer .xy');
-  const traces = gd.querySelectorAll('.scatterlayer .trace.scatter');
-  const first = traces[0];
-  const markers = first ? first.querySelectorAll('path.point').length : 0;
-  const line = first ? first.querySelector('path.js-line') : null;
-  const d = line ? (line.getAttribute('d') || '') : '';
-  const lineVertices = (d.match(/[ML]/g) || []).length;
-  let calc = 0;
-  const cd = gd.calcdata && gd.calcdata[0];
-  if (cd) calc = cd.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length;
-  // Stop is enabled exactly while a background run goes on
-  const stop = dash.querySelector('button.fedlab-stop, .fedlab-stop button');
-  const st = dash.querySelector('.fedlab-status');
-  return {found: true, drawn, calc, markers, lineVertices, traces: traces.length,
-          running: !!stop && !stop.disabled, status: st ? st.innerText.trim() : ''};
-}
-"""
+# Run in the page with the dashboard's root element; see labkit.count_js.
+COUNT_JS = count_js(chart="fedlab-chart", stop="fedlab-stop", status="fedlab-status")
 
 
 # ---- small helpers ----------------------------------------------------------
-
-def wait_until(cond, *, timeout: float, what: str, interval: float = 0.1):
-    """Poll ``cond()`` until truthy; return its value, or raise naming ``what``."""
-    end = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = cond()
-        except Exception as e:  # a transient DOM/API error counts as "not yet"
-            last = e
-        else:
-            if last:
-                return last
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} "
-                                 f"(last value: {last!r})")
-        time.sleep(interval)
-
 
 def chart_state(dash) -> dict:
     return dash.evaluate(COUNT_JS)
 
 
 def points(dash, s: dict | None = None) -> int:
-    s = s or chart_state(dash)
-    if s["calc"] > 0:
-        # what plotly computed is really drawn: markers and a line are in the SVG
-        assert s["markers"] > 0, f"plotly computed {s['calc']} points but drew no marker: {s}"
-        if s["calc"] > 1:
-            assert s["lineVertices"] > 1, f"plotly computed {s['calc']} points but no line: {s}"
-    return s["calc"]
+    return drawn_points(s or chart_state(dash))
 
 
 def progress_round(dash) -> int | None:
@@ -119,29 +74,9 @@ def status(dash) -> str:
     return dash.locator(".fedlab-status").inner_text().strip()
 
 
-def button(dash, cls: str):
-    return dash.locator(f"button.{cls}, .{cls} button").first
-
-
 def is_running(dash) -> bool:
     # Stop is enabled exactly while a background run goes on
     return not button(dash, "fedlab-stop").is_disabled()
-
-
-def kernels_idle(lab) -> list | None:
-    ks = lab.api("api/kernels")
-    if len(ks) == 1 and ks[0]["execution_state"] == "idle" and ks[0].get("connections", 0) >= 1:
-        return ks
-    return None
-
-
-def prompts(page) -> list[str]:
-    return [t.strip() for t in page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()]
-
-
-def run_all(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
 
 
 class Diagnostics:
@@ -154,20 +89,8 @@ class Diagnostics:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None or exc_type is KeyboardInterrupt:
-            return False
-        shot = self.lab.artifacts / "failure.png"
-        try:
-            self.page.screenshot(path=str(shot), full_page=False)
-            where = f"failure screenshot: {shot}"
-        except Exception as e:
-            where = f"no failure screenshot ({e})"
-        console = getattr(self.page, "fedlab_console", [])
-        print("\n==== browser test failed ====", where, sep="\n", file=sys.stderr)
-        print("---- notes ----", *self.lab.notes, sep="\n", file=sys.stderr)
-        print("---- browser console (errors, warnings) ----", *console[-40:], sep="\n",
-              file=sys.stderr)
-        print("---- lab log (tail) ----", self.lab.log_tail(), sep="\n", file=sys.stderr)
+        if exc_type is not None and exc_type is not KeyboardInterrupt:
+            report_failure(self.lab, self.page)
         return False
 
 
@@ -306,7 +229,7 @@ def test_learner_runs_the_dashboard_in_jupyterlab(lab, browser_page):
         n_before_reload = points(dash)
 
         # 5. save, reload the page: the chart still shows the data ---------------------
-        save_notebook(page, lab)
+        save_notebook(page, lab, NOTEBOOK)
         page.reload(wait_until="domcontentloaded", timeout=60_000)
         dash = (page.locator(".jp-OutputArea-output .fedlab-dashboard").first)
         dash.wait_for(state="visible", timeout=60_000)
@@ -330,25 +253,6 @@ def test_learner_runs_the_dashboard_in_jupyterlab(lab, browser_page):
                  f"{time.monotonic() - t_start:.1f} s since opening")
         take_screenshot(page, dash, lab)
         lab.note(f"screenshot {SCREENSHOT} after {time.monotonic() - t_start:.1f} s")
-
-
-def save_notebook(page, lab) -> None:
-    """Ctrl+S (File ▸ Save Notebook if the key press was lost); wait for the file on disk."""
-    def modified():
-        return lab.api(f"api/contents/{NOTEBOOK}?content=0")["last_modified"]
-
-    before = modified()
-    page.locator(".jp-Notebook .jp-Cell").first.click(position={"x": 5, "y": 5})
-    page.keyboard.press("Control+s")
-    try:
-        wait_until(lambda: modified() != before, timeout=10, what="the notebook to be saved")
-    except AssertionError:
-        lab.note("Ctrl+S saved nothing in 10 s; saving from the File menu")
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).first.click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook$")).first.click()
-        wait_until(lambda: modified() != before, timeout=20, what="the notebook to be saved")
-    wait_until(lambda: page.locator(".jp-mod-dirty").count() == 0, timeout=10,
-               what="no unsaved-changes marker")
 
 
 def take_screenshot(page, dash, lab) -> None:

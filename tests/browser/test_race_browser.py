@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from labkit import (button, count_js, drawn_points, kernels_idle, prompts, report_failure, run_all,
+                    save_notebook, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,44 +37,7 @@ SCREENSHOT = ROOT / "docs" / "race.png"
 POLL_S = 0.05
 ROUNDS = 40   # ~2.5 s at the notebook's round_delay=0.05 with five rules
 
-COUNT_JS = """
-(race) => {
-  const chart = race.querySelector('.fedlab-race-chart');
-  const gd = chart && chart.querySelector('.js-plotly-plot');
-  if (!gd) return {found: false, drawn: false, calc: 0, markers: 0, lineVertices: 0, traces: 0};
-  const drawn = !!gd.querySelector('.main-svg .cartesianlayer .xy');
-  const traces = gd.querySelectorAll('.scatterlayer .trace.scatter');
-  const first = traces[0];
-  const markers = first ? first.querySelectorAll('path.point').length : 0;
-  const line = first ? first.querySelector('path.js-line') : null;
-  const d = line ? (line.getAttribute('d') || '') : '';
-  const lineVertices = (d.match(/[ML]/g) || []).length;
-  let calc = 0;
-  const cd = gd.calcdata && gd.calcdata[0];
-  if (cd) calc = cd.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length;
-  const stop = race.querySelector('button.fedlab-race-stop, .fedlab-race-stop button');
-  const st = race.querySelector('.fedlab-race-status');
-  return {found: true, drawn, calc, markers, lineVertices, traces: traces.length,
-          running: !!stop && !stop.disabled, status: st ? st.innerText.trim() : ''};
-}
-"""
-
-
-def wait_until(cond, *, timeout: float, what: str, interval: float = 0.1):
-    end = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = cond()
-        except Exception as e:   # a transient DOM/API error counts as "not yet"
-            last = e
-        else:
-            if last:
-                return last
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} "
-                                 f"(last value: {last!r})")
-        time.sleep(interval)
+COUNT_JS = count_js(chart="fedlab-race-chart", stop="fedlab-race-stop", status="fedlab-race-status")
 
 
 def chart_state(race) -> dict:
@@ -81,70 +45,11 @@ def chart_state(race) -> dict:
 
 
 def points(race, s: dict | None = None) -> int:
-    s = s or chart_state(race)
-    if s["calc"] > 0:
-        assert s["markers"] > 0, f"plotly computed {s['calc']} points but drew no marker: {s}"
-        if s["calc"] > 1:
-            assert s["lineVertices"] > 1, f"plotly computed {s['calc']} points but no line: {s}"
-    return s["calc"]
+    return drawn_points(s or chart_state(race))
 
 
 def status(race) -> str:
     return race.locator(".fedlab-race-status").inner_text().strip()
-
-
-def button(race, cls: str):
-    return race.locator(f"button.{cls}, .{cls} button").first
-
-
-def kernels_idle(lab) -> list | None:
-    ks = lab.api("api/kernels")
-    if len(ks) == 1 and ks[0]["execution_state"] == "idle" and ks[0].get("connections", 0) >= 1:
-        return ks
-    return None
-
-
-def prompts(page) -> list[str]:
-    return [t.strip() for t in
-            page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()]
-
-
-def run_all(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
-
-
-def save_notebook(page, lab) -> None:
-    def modified():
-        return lab.api(f"api/contents/{NOTEBOOK}?content=0")["last_modified"]
-
-    before = modified()
-    page.locator(".jp-Notebook .jp-Cell").first.click(position={"x": 5, "y": 5})
-    page.keyboard.press("Control+s")
-    try:
-        wait_until(lambda: modified() != before, timeout=10, what="the notebook to be saved")
-    except AssertionError:
-        lab.note("Ctrl+S saved nothing in 10 s; saving from the File menu")
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).first.click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook$")).first.click()
-        wait_until(lambda: modified() != before, timeout=20, what="the notebook to be saved")
-    wait_until(lambda: page.locator(".jp-mod-dirty").count() == 0, timeout=10,
-               what="no unsaved-changes marker")
-
-
-def report_failure(lab, page) -> None:
-    shot = lab.artifacts / "failure.png"
-    try:
-        page.screenshot(path=str(shot), full_page=False)
-        where = f"failure screenshot: {shot}"
-    except Exception as e:
-        where = f"no failure screenshot ({e})"
-    console = getattr(page, "fedlab_console", [])
-    print("\n==== browser test failed ====", where, sep="\n", file=sys.stderr)
-    print("---- notes ----", *lab.notes, sep="\n", file=sys.stderr)
-    print("---- browser console (errors, warnings) ----", *console[-40:], sep="\n",
-          file=sys.stderr)
-    print("---- lab log (tail) ----", lab.log_tail(), sep="\n", file=sys.stderr)
 
 
 def test_learner_races_the_aggregators_in_jupyterlab(lab, browser_page):
@@ -264,7 +169,7 @@ def _learner_races(lab, page, t_start: float) -> None:
 
     # 4. save, reload: the points are still there ----------------------------------------
     n_before = points(race)
-    save_notebook(page, lab)
+    save_notebook(page, lab, NOTEBOOK)
     page.reload(wait_until="domcontentloaded", timeout=60_000)
     race = page.locator(".jp-OutputArea-output .fedlab-race").first
     race.wait_for(state="visible", timeout=60_000)

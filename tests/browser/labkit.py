@@ -1,0 +1,124 @@
+"""What the browser tests share: polling, counting a live chart's points, Run All, saving,
+and a failure report. Imported by the test modules beside it (pytest puts this folder on
+``sys.path``); the JupyterLab and Chromium fixtures are in ``conftest.py``."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+
+
+def count_js(*, chart: str, stop: str, status: str) -> str:
+    """Page-side function measuring the first trace of the plotly chart inside ``.{chart}``.
+
+    ``calc`` counts the finite points plotly.js computed (``gd.calcdata[0]``): markers are
+    thinned past 25 points and line simplification drops collinear vertices, so neither
+    SVG count follows the data. ``markers`` and ``lineVertices`` check it is really drawn.
+    """
+    return f"""
+(root) => {{
+  const chart = root.querySelector('.{chart}');
+  const gd = chart && chart.querySelector('.js-plotly-plot');
+  if (!gd) return {{found: false, drawn: false, calc: 0, markers: 0, lineVertices: 0, traces: 0}};
+  // an empty trace draws no SVG group: 'drawn' only says the axes are there
+  const drawn = !!gd.querySelector('.main-svg .cartesianlayer .xy');
+  const traces = gd.querySelectorAll('.scatterlayer .trace.scatter');
+  const first = traces[0];
+  const markers = first ? first.querySelectorAll('path.point').length : 0;
+  const line = first ? first.querySelector('path.js-line') : null;
+  const d = line ? (line.getAttribute('d') || '') : '';
+  const lineVertices = (d.match(/[ML]/g) || []).length;
+  let calc = 0;
+  const cd = gd.calcdata && gd.calcdata[0];
+  if (cd) calc = cd.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length;
+  // Stop is enabled exactly while a background run goes on
+  const stop = root.querySelector('button.{stop}, .{stop} button');
+  const st = root.querySelector('.{status}');
+  return {{found: true, drawn, calc, markers, lineVertices, traces: traces.length,
+          running: !!stop && !stop.disabled, status: st ? st.innerText.trim() : ''}};
+}}
+"""
+
+
+def wait_until(cond, *, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``cond()`` until truthy; return its value, or raise naming ``what``."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = cond()
+        except Exception as e:  # a transient DOM/API error counts as "not yet"
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} "
+                                 f"(last value: {last!r})")
+        time.sleep(interval)
+
+
+def drawn_points(state: dict) -> int:
+    """The points plotly computed, after checking that markers and a line are in the SVG."""
+    if state["calc"] > 0:
+        assert state["markers"] > 0, f"plotly computed {state['calc']} points but drew no marker: {state}"
+        if state["calc"] > 1:
+            assert state["lineVertices"] > 1, f"plotly computed {state['calc']} points but no line: {state}"
+    return state["calc"]
+
+
+def button(root, cls: str):
+    return root.locator(f"button.{cls}, .{cls} button").first
+
+
+def kernels_idle(lab) -> list | None:
+    ks = lab.api("api/kernels")
+    if len(ks) == 1 and ks[0]["execution_state"] == "idle" and ks[0].get("connections", 0) >= 1:
+        return ks
+    return None
+
+
+def prompts(page) -> list[str]:
+    return [t.strip() for t in
+            page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()]
+
+
+def run_all(page) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
+
+
+def save_notebook(page, lab, notebook: str) -> None:
+    """Ctrl+S (File ▸ Save Notebook if the key press was lost); wait for the file on disk."""
+    def modified():
+        return lab.api(f"api/contents/{notebook}?content=0")["last_modified"]
+
+    before = modified()
+    page.locator(".jp-Notebook .jp-Cell").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    try:
+        wait_until(lambda: modified() != before, timeout=10, what="the notebook to be saved")
+    except AssertionError:
+        lab.note("Ctrl+S saved nothing in 10 s; saving from the File menu")
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).first.click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Save Notebook$")).first.click()
+        wait_until(lambda: modified() != before, timeout=20, what="the notebook to be saved")
+    wait_until(lambda: page.locator(".jp-mod-dirty").count() == 0, timeout=10,
+               what="no unsaved-changes marker")
+
+
+def report_failure(lab, page) -> None:
+    """A failure screenshot, the browser console, the lab log and the test's notes, on stderr."""
+    shot = lab.artifacts / "failure.png"
+    try:
+        page.screenshot(path=str(shot), full_page=False)
+        where = f"failure screenshot: {shot}"
+    except Exception as e:
+        where = f"no failure screenshot ({e})"
+    console = getattr(page, "fedlab_console", [])
+    print("\n==== browser test failed ====", where, sep="\n", file=sys.stderr)
+    print("---- notes ----", *lab.notes, sep="\n", file=sys.stderr)
+    print("---- browser console (errors, warnings) ----", *console[-40:], sep="\n",
+          file=sys.stderr)
+    print("---- lab log (tail) ----", lab.log_tail(), sep="\n", file=sys.stderr)
