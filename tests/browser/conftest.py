@@ -167,6 +167,10 @@ def lab(chromium_path, tmp_path: Path):
     })
     for name in ("FEDLAB_STATIC_PLOTS", "VSCODE_PID", "JUPYTER_TOKEN"):
         env.pop(name, None)
+    # no internet in tests: the real heart data (notebook 02) from the shared offline copy
+    shared_heart = ROOT.parent / "shared" / "datasets" / "uci-heart-disease"
+    if "FEDLAB_HEART_DIR" not in env and shared_heart.is_dir():
+        env["FEDLAB_HEART_DIR"] = str(shared_heart)
 
     port, token = _free_port(), secrets.token_hex(16)
     log_path = tmp_path / "lab.log"

@@ -89,6 +89,56 @@ def run_all(page) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
 
 
+def open_notebook(page, lab, notebook: str) -> list:
+    """Open ``notebook`` and wait for a kernel that is really there (accepting a kernel
+    chooser if one appears); returns the kernels the server reports."""
+    import pytest
+
+    if not (lab.root_dir / notebook).exists():
+        pytest.fail(f"{notebook} not found in the notebooks folder", pytrace=False)
+    page.goto(lab.url(f"lab/tree/{notebook}"), wait_until="domcontentloaded", timeout=60_000)
+    page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(state="visible", timeout=60_000)
+
+    def kernel_or_dialog():
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count() and dialog.first.is_visible():
+            # a kernel chooser (notebook without kernelspec): take the default
+            lab.note(f"dialog: {dialog.first.inner_text()[:200]!r}")
+            dialog.locator(".jp-mod-accept").first.click()
+        return kernels_idle(lab)
+
+    return wait_until(kernel_or_dialog, timeout=60, interval=0.25,
+                      what="an idle kernel with a connection (/api/kernels)")
+
+
+def run_all_cells(page, lab) -> list[str]:
+    """Run All, check it really ran (an early Run All runs nothing), wait until no cell is
+    queued or running and the kernel is idle; fail with the stderr outputs if a cell
+    raised (Run All then stops early, leaving later cells unnumbered). Returns the prompts."""
+    import pytest
+
+    before = prompts(page)
+    for attempt in (1, 2):
+        run_all(page)
+        try:
+            wait_until(lambda: prompts(page) != before, timeout=15,
+                       what="a cell prompt to change after Run All")
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            lab.note("Run All changed no prompt; trying once more")
+    wait_until(lambda: not any("*" in p for p in prompts(page)) and kernels_idle(lab),
+               timeout=120, interval=0.25, what="Run All to finish (no [*] prompt, kernel idle)")
+    final = prompts(page)
+    if not all(re.fullmatch(r"\[\d+\]:", p) for p in final):
+        stderr = page.locator(".jp-OutputArea-output[data-mime-type="
+                              "'application/vnd.jupyter.stderr']").all_inner_texts()
+        pytest.fail(f"Run All stopped early (prompts {final}); stderr outputs:\n"
+                    + "\n----\n".join(t[-1500:] for t in stderr), pytrace=False)
+    return final
+
+
 def save_notebook(page, lab, notebook: str) -> None:
     """Ctrl+S (File ▸ Save Notebook if the key press was lost); wait for the file on disk."""
     def modified():

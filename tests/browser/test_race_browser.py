@@ -20,14 +20,13 @@ really in the SVG.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, kernels_idle, prompts, report_failure, run_all,
-                    save_notebook, wait_until)
+from labkit import (button, count_js, drawn_points, open_notebook, report_failure,
+                    run_all_cells, save_notebook, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -64,43 +63,11 @@ def test_learner_races_the_aggregators_in_jupyterlab(lab, browser_page):
 
 
 def _learner_races(lab, page, t_start: float) -> None:
-    if not (lab.root_dir / NOTEBOOK).exists():
-        pytest.fail(f"{NOTEBOOK} not found in the notebooks folder", pytrace=False)
-
     # 1. open, wait for a kernel that is really there, Run All ---------------------
-    page.goto(lab.url(f"lab/tree/{NOTEBOOK}"), wait_until="domcontentloaded", timeout=60_000)
-    page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(state="visible", timeout=60_000)
-
-    def kernel_or_dialog():
-        dlg = page.locator(".jp-Dialog")
-        if dlg.count() and dlg.first.is_visible():
-            lab.note(f"dialog: {dlg.first.inner_text()[:200]!r}")
-            dlg.locator(".jp-mod-accept").first.click()
-        return kernels_idle(lab)
-
-    wait_until(kernel_or_dialog, timeout=60, interval=0.25,
-               what="an idle kernel with a connection (/api/kernels)")
+    open_notebook(page, lab, NOTEBOOK)
     lab.note(f"kernel ready after {time.monotonic() - t_start:.1f} s")
-    before = prompts(page)
-    for attempt in (1, 2):
-        run_all(page)
-        try:
-            wait_until(lambda: prompts(page) != before, timeout=15,
-                       what="a cell prompt to change after Run All")
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-            lab.note("Run All changed no prompt; trying once more")
-    wait_until(lambda: not any("*" in p for p in prompts(page)) and kernels_idle(lab),
-               timeout=120, interval=0.25, what="Run All to finish (no [*] prompt, kernel idle)")
-    final = prompts(page)
-    lab.note(f"Run All done after {time.monotonic() - t_start:.1f} s")
-    if not all(re.fullmatch(r"\[\d+\]:", p) for p in final):
-        stderr = page.locator(".jp-OutputArea-output[data-mime-type="
-                              "'application/vnd.jupyter.stderr']").all_inner_texts()
-        pytest.fail(f"Run All stopped early (prompts {final}); stderr outputs:\n"
-                    + "\n----\n".join(t[-1500:] for t in stderr), pytrace=False)
+    final = run_all_cells(page, lab)
+    lab.note(f"Run All done after {time.monotonic() - t_start:.1f} s; prompts {final}")
 
     # 2. the race: 40 rounds, Run, watch it grow -------------------------------------
     race = page.locator(".jp-OutputArea-output .fedlab-race").first
