@@ -36,6 +36,7 @@ from fedlab_core.aggregate import AGGREGATORS
 from fedlab_core.config import (ALGORITHMS, DATASETS, MODELS, PARTITIONS, SERVER_OPTIMIZERS,
                                 ExperimentConfig)
 from fedlab_core.history import History
+from fedlab_core.ui.common import BackgroundRun, describe, error_html, resync, show
 
 __all__ = ["Dashboard", "static_plots_wanted"]
 
@@ -87,7 +88,7 @@ def _enable_colab_widgets() -> None:
         pass
 
 
-class Dashboard:
+class Dashboard(BackgroundRun):
     """Settings, data split, controls and live learning curves for one experiment.
 
     Parameters
@@ -127,8 +128,6 @@ class Dashboard:
         self.partition_figure: go.Figure = go.Figure()
 
         self._lock = threading.RLock()      # guards the figures and the simulation swap
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
         self._timer: threading.Timer | None = None
         self._handles: list[Any] = []       # static mode: display handles (curves)
         self._partition_handles: list[Any] = []
@@ -366,11 +365,11 @@ class Dashboard:
         c = self.controls
         partition, dataset = c["data.partition"].value, c["data.dataset"].value
         for key, wanted in _PARTITION_KNOBS.items():
-            _show(c[key], partition == wanted)
+            show(c[key], partition == wanted)
         for key in _SYNTHETIC_KNOBS:
-            _show(c[key], dataset == "synthetic" and partition == "natural")
-        _show(c["data.n_samples"], dataset == "synthetic")
-        _show(c["train.prox_mu"], c["train.algorithm"].value == "fedprox")
+            show(c[key], dataset == "synthetic" and partition == "natural")
+        show(c["data.n_samples"], dataset == "synthetic")
+        show(c["train.prox_mu"], c["train.algorithm"].value == "fedprox")
 
     def _set_settings_enabled(self, enabled: bool) -> None:
         for w in self.controls.values():
@@ -391,7 +390,7 @@ class Dashboard:
         try:
             self.refresh_partition()
         except Exception as e:  # never let a timer thread die silently
-            self.partition_error.value = _error_html(f"{type(e).__name__}: {e}")
+            self.partition_error.value = error_html(f"{type(e).__name__}: {e}")
 
     def refresh_partition(self, *, force: bool = False) -> None:
         """Rebuild the data split for the current settings and redraw its figure."""
@@ -408,7 +407,7 @@ class Dashboard:
         except Exception as e:
             # a data setting the loader rejects (e.g. too few patients for a
             # partition) reads as text, the last split stays on screen
-            self.partition_error.value = _error_html(_describe(e))
+            self.partition_error.value = error_html(describe(e))
             return
         with self._lock:
             self._preview = sim
@@ -419,7 +418,7 @@ class Dashboard:
             summary = _summarize(dataset)
             fig = viz.partition_figure(summary)
         except Exception as e:
-            self.partition_error.value = _error_html(_describe(e))
+            self.partition_error.value = error_html(describe(e))
             return
         self.partition_error.value = ""
         self._partition_key = key
@@ -515,10 +514,7 @@ class Dashboard:
         if self.static or not isinstance(fig, go.FigureWidget):
             return
         with self._lock:
-            try:
-                fig._repr_mimebundle_()
-            except Exception:
-                pass
+            resync(fig)
 
     def _on_metric_change(self, change) -> None:
         self.metric = change["new"]
@@ -538,23 +534,14 @@ class Dashboard:
             self._resync()
 
     # ---- status ---------------------------------------------------------
-    def _set_status(self, text: str, *, kind: str = "info") -> None:
-        color = {"info": "#333", "done": "#0072B2", "stopped": "#D55E00"}.get(kind, "#333")
-        self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
-
     def _show_error(self, text: str) -> None:
-        self.error_label.value = _error_html(text) if text else ""
+        self.error_label.value = error_html(text) if text else ""
 
     def _set_progress(self, sim, elapsed: float) -> None:
         n = sim.config.federation.rounds
         self.progress.max = max(1, n)
         self.progress.value = min(sim.round, self.progress.max)
         self.progress_text.value = f"round {sim.round} / {n} · {elapsed:.1f} s"
-
-    @property
-    def running(self) -> bool:
-        """Whether a background run is going on."""
-        return self._thread is not None and self._thread.is_alive()
 
     def _set_running(self, running: bool) -> None:
         self.run_button.disabled = running
@@ -574,7 +561,7 @@ class Dashboard:
     def _record_error(self, e: BaseException) -> None:
         self.error = e
         self.error_traceback = traceback.format_exc()
-        self._show_error(_describe(e))
+        self._show_error(describe(e))
 
     def _prepare(self):
         """The simulation to advance: a new one when there is none, the settings
@@ -645,12 +632,9 @@ class Dashboard:
         sim = self._prepare()
         if sim is None:
             return
-        self._stop_event = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(sim, self._stop_event),
-                                        name="fedlab-run", daemon=True)
         self._set_running(True)
         self._set_status(f"running… round {sim.round} / {sim.config.federation.rounds}")
-        self._thread.start()
+        self._start(self._loop, sim, name="fedlab-run")
         if block:
             self.wait()
 
@@ -704,22 +688,8 @@ class Dashboard:
         if not by_user:
             self.progress.bar_style = "success"
 
-    def stop(self) -> None:
-        """Stop a background run after the current round; its history stays."""
-        if not self.running:
-            return
-        self._stop_event.set()
-        sim = self.simulation
-        if sim is not None:
-            sim.request_stop()
-        self._set_status("stopping after this round…", kind="stopped")
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a background run to end; ``True`` if none is left running."""
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
-        return not self.running
+    def _running_simulations(self):
+        return [self.simulation] if self.simulation is not None else []
 
     def reset(self) -> None:
         """Stop any run and forget it; the next Run starts a new simulation."""
@@ -761,20 +731,6 @@ def _update_handles(handles, fig: go.Figure) -> None:
         bundle = _figure_bundle(fig)
         for h in handles:
             h.update(bundle, raw=True)
-
-
-def _show(w: widgets.Widget, visible: bool) -> None:
-    w.layout.display = "" if visible else "none"
-
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, ValueError):
-        return str(e)
-    return f"{type(e).__name__}: {e}"
-
-
-def _error_html(text: str) -> str:
-    return f'<span style="color:#D55E00"><b>⚠</b> {html.escape(text)}</span>'
 
 
 def _summarize(dataset):

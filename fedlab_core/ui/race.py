@@ -37,6 +37,7 @@ from plotly.subplots import make_subplots
 from fedlab_core import viz
 from fedlab_core.aggregate import AGGREGATORS
 from fedlab_core.config import ATTACKS, ExperimentConfig
+from fedlab_core.ui.common import BackgroundRun, describe, resync, show
 
 __all__ = ["RobustnessRace", "DEFAULT_RACE", "race_config"]
 
@@ -114,11 +115,7 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _describe(e: BaseException) -> str:
-    return str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
-
-
-class RobustnessRace:
+class RobustnessRace(BackgroundRun):
     """Aggregation rules side by side under attack, on the same hospitals, live.
 
     Parameters
@@ -165,8 +162,6 @@ class RobustnessRace:
         self._order: list[str] = []          # the rules of the current race, in trace order
         self._race_key = None
         self._lock = threading.RLock()
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
         self._last_draw = 0.0
         self._elapsed = 0.0
         self._who = ""
@@ -357,9 +352,9 @@ class RobustnessRace:
 
     def _on_settings_change(self, change) -> None:
         attack = self.attack_dropdown.value
-        _show(self.scale_box, attack in _SCALED)
-        _show(self.noise_box, attack == "gaussian")
-        _show(self.malicious_slider, attack != "none")
+        show(self.scale_box, attack in _SCALED)
+        show(self.noise_box, attack == "gaussian")
+        show(self.malicious_slider, attack != "none")
         cfg = self._try_config()
         if cfg is None:
             if not self.running:
@@ -389,17 +384,12 @@ class RobustnessRace:
         self._resync()
 
     # ---- the race -------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        """Whether a background race is going on."""
-        return self._thread is not None and self._thread.is_alive()
-
     def _guard(self, action) -> None:
         try:
             action()
         except Exception as e:
             self.error_traceback = traceback.format_exc()
-            self._show_messages({"error": _describe(e)})
+            self._show_messages({"error": describe(e)})
 
     def _prepare(self) -> bool:
         """Build a simulation per rule when there is no race, the settings changed or it ended."""
@@ -421,7 +411,7 @@ class RobustnessRace:
             try:
                 sims[name] = Simulation(race_config(cfg, name))
             except Exception as e:   # e.g. Krum with too many attackers for K
-                errors[name] = _describe(e)
+                errors[name] = describe(e)
         with self._lock:
             self.simulations = sims
             self.errors = errors
@@ -446,12 +436,9 @@ class RobustnessRace:
         if not self.simulations:
             self._set_status("no rule can run with these settings: see the messages")
             return
-        self._stop_event = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(self._stop_event,),
-                                        name="fedlab-race", daemon=True)
         self._set_running(True)
         self._set_status(f"racing…{self._who}")
-        self._thread.start()
+        self._start(self._loop, name="fedlab-race")
         if block:
             self.wait()
 
@@ -467,7 +454,7 @@ class RobustnessRace:
                     try:
                         sim.step()
                     except Exception as e:
-                        self.errors[name] = f"round {sim.round + 1} failed: {_describe(e)}"
+                        self.errors[name] = f"round {sim.round + 1} failed: {describe(e)}"
                         self.error_traceback = traceback.format_exc()
                         self._show_messages(self.errors)
                 rounds = max(s.round for s in sims.values())
@@ -483,7 +470,7 @@ class RobustnessRace:
                         sim.history.stop_reason = f"stopped by user after round {sim.round}"
         except Exception as e:
             self.error_traceback = traceback.format_exc()
-            self._show_messages({**self.errors, "error": _describe(e)})
+            self._show_messages({**self.errors, "error": describe(e)})
         finally:
             self._elapsed = elapsed0 + time.perf_counter() - t0
             try:
@@ -516,21 +503,8 @@ class RobustnessRace:
             self._set_status(f"done: {rounds} rounds in {self._elapsed:.1f} s{self._who} — change "
                              "a setting and press Run for a new race", kind="done")
 
-    def stop(self) -> None:
-        """Stop the race after the current round; every rule's history stays."""
-        if not self.running:
-            return
-        self._stop_event.set()
-        for sim in self.simulations.values():
-            sim.request_stop()
-        self._set_status("stopping after this round…", kind="stopped")
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a background race to end; ``True`` if none is left running."""
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
-        return not self.running
+    def _running_simulations(self):
+        return list(self.simulations.values())
 
     def reset(self) -> None:
         """Stop any race and forget it; the next Run starts from scratch."""
@@ -596,16 +570,9 @@ class RobustnessRace:
         refreshes on construction and on display only.
         """
         with self._lock:
-            try:
-                self.figure._repr_mimebundle_()
-            except Exception:
-                pass
+            resync(self.figure)
 
     # ---- text -------------------------------------------------------------
-    def _set_status(self, text: str, *, kind: str = "info") -> None:
-        color = {"info": "#333", "done": "#0072B2", "stopped": "#D55E00"}.get(kind, "#333")
-        self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
-
     def _show_messages(self, messages: dict[str, str]) -> None:
         lines = []
         for name, text in messages.items():
@@ -674,5 +641,3 @@ _SYMBOL_GLYPHS = {"circle": "●", "square": "■", "diamond": "◆", "triangle-
                   "star": "★", "cross": "✚", "pentagon": "⬟", "hexagon": "⬢"}
 
 
-def _show(w: widgets.Widget, visible: bool) -> None:
-    w.layout.display = "" if visible else "none"
