@@ -1,6 +1,5 @@
 """The robustness race, headless: ipywidgets and plotly's FigureWidget work without a front end."""
 
-import time
 
 import plotly.graph_objects as go
 import pytest
@@ -8,6 +7,7 @@ import pytest
 from fedlab_core.config import ExperimentConfig
 from fedlab_core.ui import RobustnessRace
 from fedlab_core.ui.race import DEFAULT_RACE, race_config
+from widgetkit import points, wait_for
 
 # the acceptance setting: 10 IID hospitals, 2 of them sign-flipping x10
 ACCEPT = ExperimentConfig().with_overrides({
@@ -15,19 +15,6 @@ ACCEPT = ExperimentConfig().with_overrides({
     "attack.name": "sign_flip", "attack.n_malicious": 2, "attack.scale": 10.0,
     "federation.rounds": 15})
 SMALL = ACCEPT.with_overrides({"data.n_samples": 1000, "federation.rounds": 5})
-
-
-def points(fig):
-    return [len(t.x) for t in fig.data]
-
-
-def wait_for(cond, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_builds_with_the_default_rules_and_css_classes():

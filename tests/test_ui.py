@@ -1,6 +1,5 @@
 """The dashboard, headless: ipywidgets and plotly's FigureWidget work without a front end."""
 
-import time
 
 import plotly.graph_objects as go
 import pytest
@@ -8,6 +7,7 @@ import pytest
 from fedlab_core import viz
 from fedlab_core.config import ExperimentConfig
 from fedlab_core.ui import Dashboard, static_plots_wanted
+from widgetkit import points, wait_for
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
@@ -25,19 +25,6 @@ def _widget_mode(monkeypatch):
 def make(**kw):
     kw.setdefault("debounce_s", 0)
     return Dashboard(CFG, **kw)
-
-
-def points(fig):
-    return [len(t.x) for t in fig.data]
-
-
-def wait_for(cond, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_builds_with_every_trace_before_a_run():
