@@ -1,6 +1,5 @@
 """The robustness race, headless: ipywidgets and plotly's FigureWidget work without a front end."""
 
-
 import plotly.graph_objects as go
 import pytest
 
