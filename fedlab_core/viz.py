@@ -499,12 +499,18 @@ def compare_runs(histories, *, metric: str = "accuracy", title: str | None = Non
                      autorangeoptions=_yaxis_clip(metric))
     fig.update_yaxes(title_text=label, row=1, col=1)
     fig.update_yaxes(title_text=f"{label}, worst hospital", row=1, col=2)
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
-                      margin=dict(l=60, r=20, t=60 if title else 40, b=50),
-                      title=dict(text=title, x=0.01) if title else None,
-                      legend=dict(font=dict(size=11)), hovermode="closest",
-                      meta={"fedlab": "compare_runs", "metric": metric})
+    _lab_layout(fig, "compare_runs", metric, title=title, height=height, width=width)
     return fig
+
+
+def _lab_layout(fig, kind: str, metric: str, *, title, height, width, left: int = 60,
+                top: tuple[int, int] = (60, 40), hovermode: str = "closest") -> None:
+    """The look the aggregation-lab figures share; ``top`` is the margin with/without a title."""
+    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+                      margin=dict(l=left, r=20, t=top[0] if title else top[1], b=50),
+                      title=dict(text=title, x=0.01) if title else None,
+                      legend=dict(font=dict(size=11)), hovermode=hovermode,
+                      meta={"fedlab": kind, "metric": metric})
 
 
 def _worst_per_round(history, metric: str) -> list[float]:
@@ -559,10 +565,8 @@ def fairness_figure(history, *, metric: str = "accuracy", title: str | None = No
     fig.update_yaxes(title_text=f"{label} (each hospital's own test set)", showgrid=True,
                      gridcolor="#e5e5e5", zeroline=False, autorange=True,
                      autorangeoptions=_yaxis_clip(metric))
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
-                      margin=dict(l=60, r=20, t=50 if title else 20, b=50),
-                      title=dict(text=title, x=0.01) if title else None,
-                      hovermode="x unified", meta={"fedlab": "fairness_figure", "metric": metric})
+    _lab_layout(fig, "fairness_figure", metric, title=title, height=height, width=width,
+                top=(50, 20), hovermode="x unified")
     return fig
 
 
@@ -628,9 +632,6 @@ def communication_figure(histories, *, metric: str = "accuracy", title: str | No
     fig.update_yaxes(title_text=f"final {label} (pooled test)", showgrid=True,
                      gridcolor="#e5e5e5", autorange=True, autorangeoptions=_yaxis_clip(metric),
                      row=1, col=2)
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
-                      margin=dict(l=70, r=20, t=60 if title else 40, b=50),
-                      title=dict(text=title, x=0.01) if title else None,
-                      legend=dict(font=dict(size=11)), hovermode="closest",
-                      meta={"fedlab": "communication_figure", "metric": metric})
+    _lab_layout(fig, "communication_figure", metric, title=title, height=height, width=width,
+                left=70)
     return fig

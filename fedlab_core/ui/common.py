@@ -24,6 +24,14 @@ def show(w: widgets.Widget, visible: bool) -> None:
     w.layout.display = "" if visible else "none"
 
 
+def button(description: str, icon: str, style: str, css_class: str, tooltip: str) -> widgets.Button:
+    """A control button with a stable CSS class, for tests to find it."""
+    b = widgets.Button(description=description, icon=icon, button_style=style, tooltip=tooltip,
+                       layout=widgets.Layout(width="96px"))
+    b.add_class(css_class)
+    return b
+
+
 def resync(fig) -> None:
     """Copy a live ``FigureWidget``'s whole state into its synced widget state.
 

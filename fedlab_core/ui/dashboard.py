@@ -36,7 +36,7 @@ from fedlab_core.aggregate import AGGREGATORS
 from fedlab_core.config import (ALGORITHMS, DATASETS, MODELS, PARTITIONS, SERVER_OPTIMIZERS,
                                 ExperimentConfig)
 from fedlab_core.history import History
-from fedlab_core.ui.common import BackgroundRun, describe, error_html, resync, show
+from fedlab_core.ui.common import BackgroundRun, button, describe, error_html, resync, show
 
 __all__ = ["Dashboard", "static_plots_wanted"]
 
@@ -214,12 +214,6 @@ class Dashboard(BackgroundRun):
             w.add_class("fedlab-setting")
             w.add_class("fedlab-" + key.replace(".", "-").replace("_", "-"))
             w.observe(self._on_settings_change, names="value")
-
-        def button(desc, icon, style, cls, tip):
-            b = widgets.Button(description=desc, icon=icon, button_style=style, tooltip=tip,
-                               layout=widgets.Layout(width="96px"))
-            b.add_class(cls)
-            return b
 
         self.run_button = button("Run", "play", "success", "fedlab-run",
                                  "run rounds until a stopping rule fires (the kernel stays free)")

@@ -37,7 +37,7 @@ from plotly.subplots import make_subplots
 from fedlab_core import viz
 from fedlab_core.aggregate import AGGREGATORS
 from fedlab_core.config import ATTACKS, ExperimentConfig
-from fedlab_core.ui.common import BackgroundRun, describe, resync, show
+from fedlab_core.ui.common import BackgroundRun, button, describe, resync, show
 
 __all__ = ["RobustnessRace", "DEFAULT_RACE", "race_config"]
 
@@ -209,12 +209,6 @@ class RobustnessRace(BackgroundRun):
                   self.rounds_box, self.rules_select):
             w.observe(self._on_settings_change, names="value")
         self.metric_dropdown.observe(self._on_metric_change, names="value")
-
-        def button(desc, icon, style, cls, tip):
-            b = widgets.Button(description=desc, icon=icon, button_style=style, tooltip=tip,
-                               layout=widgets.Layout(width="96px"))
-            b.add_class(cls)
-            return b
 
         self.run_button = button("Run", "play", "success", "fedlab-race-run",
                                  "race the chosen rules (the kernel stays free)")

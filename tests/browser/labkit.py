@@ -172,3 +172,21 @@ def report_failure(lab, page) -> None:
     print("---- browser console (errors, warnings) ----", *console[-40:], sep="\n",
           file=sys.stderr)
     print("---- lab log (tail) ----", lab.log_tail(), sep="\n", file=sys.stderr)
+
+
+def frame_for_screenshot(page, lab, root, *, height: int) -> None:
+    """Hide the file browser, make the window ``height`` tall, put ``root`` at the top,
+    and leave no cursor, hover effect or tooltip in the picture."""
+    left = page.locator("#jp-left-stack")
+    if left.count() and left.is_visible():
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Control+b")   # hide the file browser: room for the widget
+        try:
+            wait_until(lambda: not left.is_visible(), timeout=5, what="the left sidebar to close")
+        except AssertionError:
+            lab.note("could not hide the left sidebar; screenshot with it")
+    page.set_viewport_size({"width": 1280, "height": height})
+    page.mouse.move(1270, height - 10)     # no hover effects or plotly tooltips
+    page.keyboard.press("Escape")          # command mode: no blinking cursor
+    root.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(600)             # let the scroll and plotly's relayout settle

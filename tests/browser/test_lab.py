@@ -35,9 +35,9 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, kernels_idle, open_notebook, prompts,
-                    report_failure,
-                    run_all_cells, save_notebook, wait_until)
+from labkit import (button, count_js, drawn_points, frame_for_screenshot, kernels_idle,
+                    open_notebook, prompts, report_failure, run_all_cells, save_notebook,
+                    wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -223,20 +223,8 @@ def test_learner_runs_the_dashboard_in_jupyterlab(lab, browser_page):
 
 def take_screenshot(page, dash, lab) -> None:
     """The whole dashboard, settings to learning curves, in a tidy 1280×1450 window."""
-    left = page.locator("#jp-left-stack")
-    if left.count() and left.is_visible():
-        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
-        page.keyboard.press("Control+b")   # hide the file browser: room for the dashboard
-        try:
-            wait_until(lambda: not left.is_visible(), timeout=5, what="the left sidebar to close")
-        except AssertionError:
-            lab.note("could not hide the left sidebar; screenshot with it")
     # tall enough for the whole dashboard: the README shows what a learner sees at once
-    page.set_viewport_size({"width": 1280, "height": 1450})
-    page.mouse.move(1270, 1440)            # no hover effects or plotly tooltips
-    page.keyboard.press("Escape")          # command mode: no blinking cursor
-    dash.evaluate("el => el.scrollIntoView({block: 'start'})")
-    page.wait_for_timeout(600)             # let the scroll and plotly's relayout settle
+    frame_for_screenshot(page, lab, dash, height=1450)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     tmp = lab.artifacts / "screenshot.png"
     page.screenshot(path=str(tmp), full_page=False)

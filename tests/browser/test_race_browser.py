@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, open_notebook, report_failure,
-                    run_all_cells, save_notebook, wait_until)
+from labkit import (button, count_js, drawn_points, frame_for_screenshot, open_notebook,
+                    report_failure, run_all_cells, save_notebook, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -114,19 +114,7 @@ def _learner_races(lab, page, t_start: float) -> None:
     assert rows >= 2
 
     # 3. the screenshot -----------------------------------------------------------------
-    left = page.locator("#jp-left-stack")
-    if left.count() and left.is_visible():
-        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
-        page.keyboard.press("Control+b")   # hide the file browser: room for the race
-        try:
-            wait_until(lambda: not left.is_visible(), timeout=5, what="the left sidebar to close")
-        except AssertionError:
-            lab.note("could not hide the left sidebar")
-    page.set_viewport_size({"width": 1280, "height": 1200})
-    page.mouse.move(1270, 1190)            # no hover effects or plotly tooltips
-    page.keyboard.press("Escape")
-    race.evaluate("el => el.scrollIntoView({block: 'start'})")
-    page.wait_for_timeout(600)             # let the scroll and plotly's relayout settle
+    frame_for_screenshot(page, lab, race, height=1200)
     shot = lab.artifacts / "race.png"
     race.screenshot(path=str(shot))
     lab.note(f"screenshot {shot}")
