@@ -36,6 +36,8 @@ ALGORITHMS = ("fedavg", "fedprox", "scaffold", "fednova")
 SAMPLING = ("fixed", "poisson")
 ATTACKS = ("none", "label_flip", "sign_flip", "scale", "gaussian", "alie")
 COMPRESSIONS = ("none", "topk", "qsgd8")
+# fedlab_core.privacy: who is protected, and by whom (see PrivacyConfig)
+PRIVACY_MECHANISMS = ("none", "central", "local", "dpsgd")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -265,19 +267,78 @@ class AttackConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Differential privacy: which mechanism, how much noise, how much clipping.
+
+    ``mechanism``:
+
+    - ``none``: no protection (the updates themselves can leak patients).
+    - ``dpsgd``: sample-level DP-SGD inside every hospital (Abadi et al. 2016):
+      per-patient gradients clipped to ``clip``, Gaussian noise
+      ``noise_multiplier · clip``, Poisson batches of expected size
+      ``train.batch_size`` (0: the whole hospital). Protects one patient record.
+    - ``central``: client-level DP-FedAvg (McMahan et al. 2018): the server clips
+      each hospital's update to ``clip``, adds noise to the sum and divides by the
+      expected number of hospitals. Protects a whole hospital; the server is
+      trusted. ``adaptive_clip`` lets ``clip`` track the ``target_quantile`` of
+      update norms (Andrew et al. 2021, rate ``clip_lr``, count noise
+      ``count_noise``, default expected hospitals / 20).
+    - ``local``: each hospital clips and noises its own update before sending
+      (noise ``noise_multiplier · 2 · clip``). Protects a hospital from everyone.
+
+    ``target_epsilon`` calibrates ``noise_multiplier`` so that
+    ``federation.rounds`` rounds spend exactly that ε (replacing the value
+    given). ``delta = None`` picks a δ well below 1/N (``default_delta``).
+    """
+
+    mechanism: str = "none"
+    noise_multiplier: float = 1.0
+    clip: float = 1.0
+    target_epsilon: float | None = None
+    delta: float | None = None
+    adaptive_clip: bool = False
+    target_quantile: float = 0.5
+    clip_lr: float = 0.2
+    count_noise: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("privacy.mechanism", self.mechanism, PRIVACY_MECHANISMS)
+        _check_real("privacy.noise_multiplier", self.noise_multiplier, lo=0)
+        _check_real("privacy.clip", self.clip, lo=0, lo_open=True)
+        if self.target_epsilon is not None:
+            _check_real("privacy.target_epsilon", self.target_epsilon, lo=0, lo_open=True)
+        if self.delta is not None:
+            _check_real("privacy.delta", self.delta, lo=0, hi=1, lo_open=True, hi_open=True)
+        if not isinstance(self.adaptive_clip, bool):
+            _fail("privacy.adaptive_clip", self.adaptive_clip, "must be true or false")
+        _check_real("privacy.target_quantile", self.target_quantile, lo=0, hi=1, lo_open=True,
+                    hi_open=True)
+        _check_real("privacy.clip_lr", self.clip_lr, lo=0, lo_open=True)
+        if self.count_noise is not None:
+            _check_real("privacy.count_noise", self.count_noise, lo=0, lo_open=True)
+        if self.adaptive_clip and self.mechanism != "central":
+            _fail("privacy.adaptive_clip", True, "needs privacy.mechanism = 'central' "
+                  f"(it tracks the norms of whole updates at the server), not {self.mechanism!r}")
+
+
+@dataclass(frozen=True)
 class StopConfig:
     """Stopping rules besides the round limit.
 
     ``target_accuracy``: stop once the global model's pooled test accuracy
-    reaches it. ``patience``: stop when the pooled test loss has not improved
+    reaches it. ``max_epsilon``: stop before the round that would take the
+    privacy meter past this ε (needs a privacy mechanism). ``patience``: stop when the pooled test loss has not improved
     by more than ``min_delta`` for that many rounds (a plateau).
     """
 
     target_accuracy: float | None = None
     patience: int | None = None
     min_delta: float = 1e-3
+    max_epsilon: float | None = None   # privacy budget: stop before a round would spend more
 
     def __post_init__(self) -> None:
+        if self.max_epsilon is not None:
+            _check_real("stop.max_epsilon", self.max_epsilon, lo=0, lo_open=True)
         if self.target_accuracy is not None:
             _check_real("stop.target_accuracy", self.target_accuracy, lo=0, hi=1, lo_open=True)
         if self.patience is not None:
@@ -295,6 +356,7 @@ class ExperimentConfig:
     federation: FederationConfig = field(default_factory=FederationConfig)
     stop: StopConfig = field(default_factory=StopConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     seed: int = 0
     baselines: bool = True
     dtype: str = "float32"
@@ -316,6 +378,34 @@ class ExperimentConfig:
         if self.federation.n_regions > self.data.n_clients:
             _fail("federation.n_regions", self.federation.n_regions,
                   f"must be at most data.n_clients = {self.data.n_clients} (0 = no regions)")
+        self._check_privacy()
+
+    def _check_privacy(self) -> None:
+        """Combinations whose privacy guarantee would not hold are refused, saying why."""
+        p, fc, mech = self.privacy, self.federation, self.privacy.mechanism
+        if self.stop.max_epsilon is not None and mech == "none":
+            _fail("stop.max_epsilon", self.stop.max_epsilon,
+                  "needs a privacy mechanism (privacy.mechanism = 'none' spends no budget)")
+        if mech in ("central", "local") and self.train.algorithm == "scaffold":
+            _fail("train.algorithm", "scaffold", f"cannot run with privacy.mechanism = {mech!r}: "
+                  "its control variates would travel without noise")
+        if mech != "central":
+            return
+        if fc.aggregator not in ("fedavg", "unweighted_mean"):
+            _fail("federation.aggregator", fc.aggregator,
+                  "with privacy.mechanism = 'central' the server computes the DP mean "
+                  "(fedavg or unweighted_mean); robust rules need a different noise calibration")
+        if fc.n_regions:
+            _fail("federation.n_regions", fc.n_regions,
+                  "must be 0 with privacy.mechanism = 'central' (the noise is added once, at the top)")
+        if self.train.algorithm == "fednova":
+            _fail("train.algorithm", "fednova", "cannot run with privacy.mechanism = 'central': "
+                  "its normalised updates have a different sensitivity")
+        if fc.client_fraction < 1 and fc.sampling != "poisson":
+            _fail("federation.sampling", fc.sampling,
+                  "with privacy.mechanism = 'central' and client_fraction < 1 the accountant "
+                  "assumes Poisson sampling of hospitals: set federation.sampling = 'poisson', "
+                  "so the sampling simulated is the sampling accounted for")
 
     # ---- conversion -----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -380,6 +470,7 @@ _SECTIONS = {
     "federation": FederationConfig,
     "stop": StopConfig,
     "attack": AttackConfig,
+    "privacy": PrivacyConfig,
 }
 
 

@@ -49,6 +49,12 @@ class RoundRecord:
     bytes_up: list[int] = field(default_factory=list)
     bytes_down: list[int] = field(default_factory=list)
     note: str | None = None   # e.g. why the server kept the model unchanged this round
+    # privacy: the ε meter after this round (the largest over protected units, live
+    # accountant), each hospital's own ε where units are hospitals or their records,
+    # and the clipping norm central DP used this round
+    epsilon: float | None = None
+    epsilon_clients: list[float] | None = None
+    clip: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +69,7 @@ class History:
     records: list[RoundRecord] = field(default_factory=list)
     stop_reason: str | None = None
     malicious: list[int] = field(default_factory=list)   # attacking clients, for the whole run
+    privacy: dict[str, Any] | None = None   # the privacy plan: mechanism, unit, noise, δ, rates
 
     def __len__(self) -> int:
         return len(self.records)
@@ -135,11 +142,26 @@ class History:
                          "clients_reporting": len(r.participants)})
         return pd.DataFrame(rows, columns=["round", "bytes_up", "bytes_down", "clients_reporting"])
 
+    def privacy_spent(self):
+        """Per round, the ε meter: the headline ε and, where units are hospitals, each one's."""
+        import pandas as pd
+
+        rows = []
+        for r in self.records:
+            row = {"round": r.round, "epsilon": math.nan if r.epsilon is None else r.epsilon,
+                   "clip": math.nan if r.clip is None else r.clip}
+            for k, e in enumerate(r.epsilon_clients or []):
+                row[self.client_names[k]] = e
+            rows.append(row)
+        return pd.DataFrame(rows, columns=["round", "epsilon", "clip"] + (
+            list(self.client_names) if any(r.epsilon_clients for r in self.records) else []))
+
     # ---- persistence ----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": "fedlab-history/1", "config": self.config,
                 "client_names": list(self.client_names),
                 "stop_reason": self.stop_reason, "malicious": list(self.malicious),
+                "privacy": self.privacy,
                 "records": [r.to_dict() for r in self.records]}
 
     def save(self, path: str | Path) -> Path:
@@ -157,7 +179,7 @@ class History:
         records = [RoundRecord(**_none_to_nan(r)) for r in d["records"]]
         return cls(config=d["config"], client_names=list(d["client_names"]),
                    records=records, stop_reason=d.get("stop_reason"),
-                   malicious=list(d.get("malicious", [])))
+                   malicious=list(d.get("malicious", [])), privacy=d.get("privacy"))
 
     @classmethod
     def load(cls, path: str | Path) -> "History":

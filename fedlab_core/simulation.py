@@ -36,6 +36,8 @@ from fedlab_core.history import History, RoundRecord
 from fedlab_core.metrics import client_metrics, pooled_metrics
 from fedlab_core.models import make_model
 from fedlab_core.participation import drop_out, sample_fixed, sample_poisson, straggler_budget
+from fedlab_core.privacy.dpsgd import dp_local_train, dp_steps
+from fedlab_core.privacy.mechanisms import adaptive_clip, dp_fedavg, local_dp
 from fedlab_core.server_opt import make_server_optimizer
 from fedlab_core.stopping import check_stop
 
@@ -97,7 +99,7 @@ class Simulation:
         # (spawn(n) keeps the first children the same as n grows: adding a stream
         # leaves earlier runs' numbers unchanged)
         (data_ss, init_ss, sample_ss, batch_ss, base_ss, fail_ss, attack_ss,
-         compress_ss) = np.random.SeedSequence(config.seed).spawn(8)
+         compress_ss, privacy_ss) = np.random.SeedSequence(config.seed).spawn(9)
         self.dataset = dataset if dataset is not None else load_dataset(
             config.data, seed=int(data_ss.generate_state(1)[0]))
         dtype = getattr(torch, config.dtype)
@@ -115,6 +117,7 @@ class Simulation:
         self._batch_gen = _torch_generator(batch_ss)
         self._attack_gen = _torch_generator(attack_ss)
         self._compress_gen = _torch_generator(compress_ss)
+        self._privacy_gen = _torch_generator(privacy_ss)
 
         K, fc = self.federation.n_clients, config.federation
         # a robust rule's knobs must fit the number of clients in a round (Krum
@@ -150,8 +153,15 @@ class Simulation:
             self.local_only_thetas = self.theta.expand(K, -1).clone()
             self.central_theta = self.theta.unsqueeze(0).clone()
 
+        self.privacy = None
+        if config.privacy.mechanism != "none":
+            from fedlab_core.privacy.budget import plan_privacy
+
+            self.privacy = plan_privacy(config, n_train=self.federation.n_train.cpu())
+
         self.history = History(config=config.to_dict(), client_names=list(self.federation.client_names),
-                               malicious=torch.nonzero(self.malicious).flatten().tolist())
+                               malicious=torch.nonzero(self.malicious).flatten().tolist(),
+                               privacy=None if self.privacy is None else self.privacy.summary())
         self.done = False
         self._stop_requested = threading.Event()
 
@@ -204,8 +214,15 @@ class Simulation:
             record.bytes_down[k] = vectors * download_bytes(self.theta.numel())
         if len(arrived):
             self._federated_round(arrived, record)
+        elif self.privacy is not None and self.privacy.mechanism == "central":
+            # the server publishes its noisy sum even when it is empty, so that a
+            # round without hospitals looks like any other
+            self._central_dp_step(torch.zeros(0, self.theta.numel(), dtype=self.theta.dtype,
+                                              device=self.theta.device), record)
         else:
             record.note = "no update arrived this round: the global model is unchanged"
+        if self.privacy is not None:
+            self._account(arrived, record)
 
         # 2. evaluate the new global model on every client's test set
         global_logits = model.apply(self.theta.expand(K, -1), fed.X_test)
@@ -217,8 +234,11 @@ class Simulation:
         self.history.append(record)
 
         losses = self.history.series("global", "loss")
+        epsilon_next = (self.privacy.epsilon_next_round()
+                        if self.privacy is not None and self.config.stop.max_epsilon is not None else None)
         reason = check_stop(self.history.series("global", "accuracy"), losses, self.config.stop,
-                            round=self.round, max_rounds=fc.rounds)
+                            round=self.round, max_rounds=fc.rounds, epsilon_next=epsilon_next,
+                            epsilon_now=record.epsilon)
         if reason:
             record.stop_reason = reason
             self.history.stop_reason = reason
@@ -234,7 +254,9 @@ class Simulation:
         train_fed = self._train_federation if m == K else self._train_federation.subset(index)
 
         # stragglers finish only part of their local steps
-        steps = full_steps(train_fed.n_train, epochs=tc.local_epochs, batch_size=tc.batch_size)
+        dpsgd = self.privacy is not None and self.privacy.mechanism == "dpsgd"
+        steps = (dp_steps if dpsgd else full_steps)(train_fed.n_train, epochs=tc.local_epochs,
+                                                    batch_size=tc.batch_size)
         budget, slow = straggler_budget(steps.cpu().numpy(), rate=fc.straggler_rate,
                                         work=fc.straggler_work, rng=self._fail_rng)
         record.stragglers = arrived[slow].tolist()
@@ -243,7 +265,15 @@ class Simulation:
             extra.update(prox_mu=tc.prox_mu, anchor=self.theta)
         if tc.algorithm == "scaffold":
             extra["correction"] = self.control - self.client_controls[index]
-        local = self._train(self.theta.expand(m, -1), train_fed, self._batch_gen, **extra)
+        if dpsgd:
+            local = dp_local_train(self.model, self.theta.expand(m, -1), train_fed.X_train,
+                                   train_fed.y_train, train_fed.n_train, epochs=tc.local_epochs,
+                                   lr=tc.lr, batch_size=tc.batch_size, clip=self.privacy.clip,
+                                   noise_multiplier=self.privacy.noise_multiplier,
+                                   generator=self._privacy_gen, **extra)
+            self._dp_steps_taken = local.steps.cpu().numpy()
+        else:
+            local = self._train(self.theta.expand(m, -1), train_fed, self._batch_gen, **extra)
 
         # what each client's own model scores on its own (honest) test set
         test_fed = self.federation if m == K else self.federation.subset(index)
@@ -264,6 +294,12 @@ class Simulation:
 
             deltas = attacks.apply_update_attack(cfg.attack.name, deltas, malicious,
                                                  config=cfg.attack, generator=self._attack_gen)
+        if self.privacy is not None and self.privacy.mechanism == "local":
+            # each hospital protects its own update before it leaves (then compresses
+            # it: compression after noise is post-processing and costs no privacy)
+            deltas = local_dp(deltas, clip=self.privacy.clip,
+                              noise_multiplier=self.privacy.noise_multiplier,
+                              generator=self._privacy_gen)
         deltas, up = self._compress(index, deltas)
         if tc.algorithm == "scaffold":   # each client also sends its change of c_k, dense
             up = up + download_bytes(self.theta.numel())
@@ -279,6 +315,9 @@ class Simulation:
             scale = float(p @ tau)
         else:
             scale = 1.0
+        if self.privacy is not None and self.privacy.mechanism == "central":
+            self._central_dp_step(deltas, record)
+            return
         try:
             if self.regions is None:
                 aggregate = self.aggregator(deltas, weights, **self.aggregator_kwargs)
@@ -291,6 +330,36 @@ class Simulation:
             return
         self.theta, self.server_state = self.server_opt.step(self.theta, scale * aggregate,
                                                              self.server_state)
+
+    def _central_dp_step(self, deltas: Tensor, record: RoundRecord) -> None:
+        """DP-FedAvg at the server: the clipped, noised mean, then (adaptive) a new clip norm."""
+        plan = self.privacy
+        record.clip = plan.clip
+        aggregate = dp_fedavg(deltas, clip=plan.clip, noise_multiplier=plan.update_noise_multiplier,
+                              expected_clients=plan.expected_clients, generator=self._privacy_gen)
+        if self.config.privacy.adaptive_clip:
+            p = self.config.privacy
+            plan.clip = adaptive_clip(plan.clip, norms=torch.linalg.vector_norm(deltas, dim=1),
+                                      expected_clients=plan.expected_clients,
+                                      target_quantile=p.target_quantile, lr=p.clip_lr,
+                                      count_noise=plan.count_noise, generator=self._privacy_gen)
+        self.theta, self.server_state = self.server_opt.step(self.theta, aggregate, self.server_state)
+
+    def _account(self, arrived: np.ndarray, record: RoundRecord) -> None:
+        """Charge this round to the ledger and write the ε meter into the record."""
+        plan = self.privacy
+        if plan.mechanism == "central":
+            spent = np.ones(1, dtype=np.int64)   # every round, whoever was sampled
+        else:
+            spent = np.zeros(self.federation.n_clients, dtype=np.int64)
+            if len(arrived):
+                # dropped hospitals trained but published nothing: nothing to charge
+                spent[arrived] = (self._dp_steps_taken if plan.mechanism == "dpsgd" else 1)
+        plan.ledger.spend(spent)
+        eps = plan.ledger.epsilons()
+        record.epsilon = float(eps.max())
+        if plan.mechanism != "central":
+            record.epsilon_clients = eps.tolist()
 
     def _update_controls(self, index: Tensor, local) -> None:
         """SCAFFOLD, option II (Karimireddy et al. 2020):

@@ -10,6 +10,8 @@ fired (shown in the dashboard and the CLI), or ``None``.
 'plateau: pooled test loss has not improved by more than 0.001 for 2 rounds'
 >>> check_stop([0.7], [0.5], StopConfig(), round=30, max_rounds=30)
 'round limit 30 reached'
+>>> privacy_budget(2.1, budget=2.0, epsilon_now=1.9)
+'privacy budget: one more round would spend ε = 2.1 > 2 (spent ε = 1.9)'
 """
 
 from __future__ import annotations
@@ -36,15 +38,34 @@ def plateau(losses: list[float], *, patience: int, min_delta: float) -> str | No
     return None
 
 
+def privacy_budget(epsilon_next: float, *, budget: float, epsilon_now: float | None = None
+                   ) -> str | None:
+    """Fires when one more round would take the privacy meter past ``budget``.
+
+    It looks ahead, so the budget is never overspent: the run stops *before*
+    the round that would cross it.
+    """
+    if epsilon_next > budget:
+        now = "" if epsilon_now is None else f" (spent ε = {epsilon_now:.3g})"
+        return (f"privacy budget: one more round would spend ε = {epsilon_next:.3g} "
+                f"> {budget:g}{now}")
+    return None
+
+
 def check_stop(accuracies: list[float], losses: list[float], stop: StopConfig, *,
-               round: int, max_rounds: int) -> str | None:
-    """The first rule that fires, in order: target, plateau, round limit."""
+               round: int, max_rounds: int, epsilon_next: float | None = None,
+               epsilon_now: float | None = None) -> str | None:
+    """The first rule that fires, in order: target, plateau, privacy budget, round limit."""
     if stop.target_accuracy is not None:
         reason = target_reached(accuracies, target=stop.target_accuracy)
         if reason:
             return reason
     if stop.patience is not None:
         reason = plateau(losses, patience=stop.patience, min_delta=stop.min_delta)
+        if reason:
+            return reason
+    if stop.max_epsilon is not None and epsilon_next is not None:
+        reason = privacy_budget(epsilon_next, budget=stop.max_epsilon, epsilon_now=epsilon_now)
         if reason:
             return reason
     if round >= max_rounds:

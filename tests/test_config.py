@@ -64,6 +64,19 @@ BAD = [
     ("stop.target_accuracy", 1.5, "\\(0, 1\\]"),
     ("stop.patience", 0, "≥ 1"),
     ("stop.min_delta", -1, "≥ 0"),
+    ("stop.max_epsilon", 0, "> 0"),
+    ("privacy.mechanism", "homomorphic", "none, central, local, dpsgd"),
+    ("privacy.noise_multiplier", -1.0, "≥ 0"),
+    ("privacy.clip", 0, "> 0"),
+    ("privacy.clip", -1.0, "> 0"),
+    ("privacy.target_epsilon", 0, "> 0"),
+    ("privacy.target_epsilon", -2.0, "> 0"),
+    ("privacy.delta", 1.0, "\\(0, 1\\)"),
+    ("privacy.delta", 0, "\\(0, 1\\)"),
+    ("privacy.adaptive_clip", "yes", "true or false"),
+    ("privacy.target_quantile", 1.0, "\\(0, 1\\)"),
+    ("privacy.clip_lr", 0, "> 0"),
+    ("privacy.count_noise", 0, "> 0"),
     ("seed", -1, "integer in"),
     ("baselines", "yes", "true or false"),
     ("dtype", "float16", "float32, float64"),
@@ -89,6 +102,33 @@ def test_every_field_is_covered_by_a_bad_value_case():
     # fields whose every value is legal or checked elsewhere
     free = {"data.heart_dir", "device"}
     assert fields - covered - free == set()
+
+
+PRIVACY_CONFLICTS = [
+    ({"stop.max_epsilon": 2.0}, "stop.max_epsilon = 2.0 .*needs a privacy mechanism"),
+    ({"privacy.adaptive_clip": True, "privacy.mechanism": "dpsgd"},
+     "privacy.adaptive_clip = True .*needs privacy.mechanism = 'central'"),
+    ({"privacy.mechanism": "central", "federation.aggregator": "krum"},
+     "federation.aggregator = 'krum' .*DP mean"),
+    ({"privacy.mechanism": "central", "federation.client_fraction": 0.5},
+     "federation.sampling = 'fixed' .*Poisson"),
+    ({"privacy.mechanism": "local", "train.algorithm": "scaffold"},
+     "train.algorithm = 'scaffold' .*control variates"),
+    ({"privacy.mechanism": "central", "train.algorithm": "fednova"}, "train.algorithm = 'fednova'"),
+    ({"privacy.mechanism": "central", "federation.n_regions": 2}, "federation.n_regions = 2"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", PRIVACY_CONFLICTS)
+def test_privacy_settings_that_would_void_the_guarantee_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig().with_overrides(overrides)
+
+
+def test_central_dp_with_poisson_sampling_is_allowed():
+    cfg = ExperimentConfig().with_overrides({"privacy.mechanism": "central", "federation.sampling": "poisson",
+                                             "federation.client_fraction": 0.5})
+    assert ExperimentConfig.from_toml(cfg.to_toml()) == cfg
 
 
 def test_unknown_keys_are_rejected():
