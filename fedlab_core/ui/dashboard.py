@@ -31,10 +31,10 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from IPython.display import display
 
-from fedlab_core import viz
+from fedlab_core import viz, viz_privacy
 from fedlab_core.aggregate import AGGREGATORS
-from fedlab_core.config import (ALGORITHMS, DATASETS, MODELS, PARTITIONS, SERVER_OPTIMIZERS,
-                                ExperimentConfig)
+from fedlab_core.config import (ALGORITHMS, DATASETS, MODELS, PARTITIONS, PRIVACY_MECHANISMS,
+                                SERVER_OPTIMIZERS, ExperimentConfig)
 from fedlab_core.history import History
 from fedlab_core.ui.common import BackgroundRun, button, describe, error_html, resync, show
 
@@ -50,7 +50,10 @@ _PARTITION_KNOBS = {"data.alpha": "dirichlet", "data.quantity_sigma": "quantity"
 _SYNTHETIC_KNOBS = ("data.covariate_shift", "data.label_shift", "data.size_skew",
                     "data.measurement_bias", "data.label_noise", "data.missing_rate")
 # settings whose control shows 0 for "off" (None in the config)
-_OFF_WHEN_ZERO = ("stop.target_accuracy", "stop.patience")
+_OFF_WHEN_ZERO = ("stop.target_accuracy", "stop.patience", "stop.max_epsilon",
+                  "privacy.target_epsilon")
+_PRIVACY_KNOBS = ("privacy.noise_multiplier", "privacy.clip", "privacy.target_epsilon",
+                  "stop.max_epsilon")
 _STYLE = {"description_width": "150px"}
 
 
@@ -130,6 +133,8 @@ class Dashboard(BackgroundRun):
         self._lock = threading.RLock()      # guards the figures and the simulation swap
         self._timer: threading.Timer | None = None
         self._handles: list[Any] = []       # static mode: display handles (curves)
+        self._meter_handles: list[Any] = []  # static mode: the ε meter's handles
+        self.meter_figure: go.Figure | None = None
         self._partition_handles: list[Any] = []
         self._chart_key = None
         self._last_draw = 0.0
@@ -208,6 +213,22 @@ class Dashboard(BackgroundRun):
             style=_STYLE, layout=_wide())
         c["federation.client_fraction"] = slider(widgets.FloatSlider, f.client_fraction, 0.05, 1.0,
                                                  0.05, "client fraction")
+        p = cfg.privacy
+        c["privacy.mechanism"] = widgets.Dropdown(
+            options=[("none", "none"), ("DP-SGD (protects a patient)", "dpsgd"),
+                     ("central DP-FedAvg (protects a hospital)", "central"),
+                     ("local DP (protects a hospital)", "local")],
+            value=p.mechanism, description="privacy", style=_STYLE, layout=_wide())
+        c["privacy.noise_multiplier"] = slider(widgets.FloatSlider, p.noise_multiplier, 0.0, 10.0,
+                                               0.05, "noise multiplier")
+        c["privacy.clip"] = widgets.FloatText(value=p.clip, step=0.1, description="clip norm C",
+                                              style=_STYLE, layout=_wide())
+        c["privacy.target_epsilon"] = widgets.FloatText(
+            value=p.target_epsilon or 0.0, step=0.5, description="target ε (0 = use noise)",
+            style=_STYLE, layout=_wide())
+        c["stop.max_epsilon"] = widgets.FloatText(
+            value=cfg.stop.max_epsilon or 0.0, step=0.5, description="ε budget (0 = off)",
+            style=_STYLE, layout=_wide())
         c["seed"] = widgets.IntText(value=cfg.seed, description="seed", style=_STYLE, layout=_wide())
         self.controls = c
         for key, w in c.items():
@@ -263,10 +284,13 @@ class Dashboard(BackgroundRun):
                                         "federation.server_optimizer",
                                         "federation.client_fraction"])
         stop_box = section("Stop early", ["stop.target_accuracy", "stop.patience"])
+        privacy_box = section("Privacy", ["privacy.mechanism", *_PRIVACY_KNOBS])
         self._partition_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
         self._partition_box.add_class("fedlab-partition")
         self._chart_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
         self._chart_box.add_class("fedlab-chart")
+        self._meter_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
+        self._meter_box.add_class("fedlab-meter")
         buttons = widgets.HBox([self.run_button, self.step_button, self.stop_button,
                                 self.reset_button, self.metric_dropdown])
         progress = widgets.HBox([self.progress, self.progress_text])
@@ -274,7 +298,7 @@ class Dashboard(BackgroundRun):
         data_box.layout = column
         parts = [
             # settings, top to bottom as a round reads: data, local training, server
-            widgets.HBox([data_box, widgets.VBox([train_box, server_box, stop_box])],
+            widgets.HBox([data_box, widgets.VBox([train_box, server_box, stop_box, privacy_box])],
                          layout=widgets.Layout(flex_flow="row wrap")),
             self.error_label,
             self._partition_box,
@@ -286,7 +310,7 @@ class Dashboard(BackgroundRun):
         if self.static:
             parts.remove(self._partition_box)  # drawn through a display handle instead
         if not self.static:
-            parts.append(self._chart_box)
+            parts += [self._chart_box, self._meter_box]
         self.widget = widgets.VBox(parts)
         self.widget.add_class("fedlab-dashboard")
 
@@ -306,6 +330,8 @@ class Dashboard(BackgroundRun):
             self._partition_handles.append(
                 display(_figure_bundle(self.partition_figure), raw=True, display_id=True))
             self._handles.append(display(_figure_bundle(self.figure), raw=True, display_id=True))
+            self._meter_handles.append(display(_figure_bundle(self.meter_figure), raw=True,
+                                               display_id=True))
 
     def _publish(self, handles, fig: go.Figure) -> None:
         """Update static display handles as if from the cell that displayed them."""
@@ -364,6 +390,8 @@ class Dashboard(BackgroundRun):
             show(c[key], dataset == "synthetic" and partition == "natural")
         show(c["data.n_samples"], dataset == "synthetic")
         show(c["train.prox_mu"], c["train.algorithm"].value == "fedprox")
+        for key in _PRIVACY_KNOBS:
+            show(c[key], c["privacy.mechanism"].value != "none")
 
     def _set_settings_enabled(self, enabled: bool) -> None:
         for w in self.controls.values():
@@ -472,8 +500,35 @@ class Dashboard(BackgroundRun):
                     self.figure = fig
                     self._publish(self._handles, fig)
                 self._chart_key = key
+            self._reset_meter(history)
             self._last_draw = time.monotonic()
             self._dirty = False
+
+    # ---- the ε meter ------------------------------------------------------
+    def _meter_wanted(self, history: History) -> bool:
+        return (history.privacy is not None
+                or (history.config.get("privacy") or {}).get("mechanism", "none") != "none")
+
+    def _reset_meter(self, history: History) -> None:
+        """A fresh meter for a new history (none when the run is not private)."""
+        fig = viz_privacy.privacy_meter(history) if self._meter_wanted(history) else None
+        if self.static:
+            self.meter_figure = fig
+            self._publish(self._meter_handles, fig)
+            return
+        fw = None if fig is None else self._figure_widget(fig)
+        self.meter_figure = fw
+        self._meter_box.children = () if fw is None else (fw,)
+
+    def _update_meter(self, history: History) -> None:
+        if self.meter_figure is None:
+            return
+        if self.static:
+            self.meter_figure = viz_privacy.privacy_meter(history)
+            self._publish(self._meter_handles, self.meter_figure)
+        else:
+            with self.meter_figure.batch_update():
+                viz_privacy.update_privacy_meter(self.meter_figure, history)
 
     def _update_chart(self, *, force: bool = False) -> None:
         """Redraw the curves from the simulation's history, at most every so often."""
@@ -494,6 +549,7 @@ class Dashboard(BackgroundRun):
                 with self.figure.batch_update():
                     viz.update_learning_curves(self.figure, history, metric=self.metric,
                                                baselines=baselines)
+            self._update_meter(history)
             self._last_draw = time.monotonic()
             self._dirty = False
 
@@ -509,6 +565,8 @@ class Dashboard(BackgroundRun):
             return
         with self._lock:
             resync(fig)
+            if isinstance(self.meter_figure, go.FigureWidget):
+                resync(self.meter_figure)
 
     def _on_metric_change(self, change) -> None:
         self.metric = change["new"]
@@ -668,8 +726,11 @@ class Dashboard(BackgroundRun):
     def _round_summary(self, sim) -> str:
         rec = sim.history.last()
         acc = rec.global_pooled.get("accuracy", math.nan) if rec else math.nan
+        privacy = ""
+        if rec is not None and rec.epsilon is not None:
+            privacy = f", ε spent {rec.epsilon:.3g} (per {sim.privacy.unit}, δ = {sim.privacy.delta:g})"
         return (f"round {sim.round} / {sim.config.federation.rounds}: "
-                f"global model accuracy {acc:.3f} on the pooled test set")
+                f"global model accuracy {acc:.3f} on the pooled test set{privacy}")
 
     def _finish_status(self, sim) -> None:
         reason = sim.history.stop_reason
@@ -708,9 +769,12 @@ class Dashboard(BackgroundRun):
             self._set_status("reset: press Run or Step to start a new simulation")
 
 
-def _figure_bundle(fig: go.Figure) -> dict[str, Any]:
+def _figure_bundle(fig: go.Figure | None) -> dict[str, Any]:
     """The figure's mime bundle: plotly's JSON mimetype (JupyterLab, VS Code) plus
-    whatever the current plotly renderer adds (e.g. HTML on Colab)."""
+    whatever the current plotly renderer adds (e.g. HTML on Colab). No figure: an
+    empty output (e.g. the ε meter of a run without privacy)."""
+    if fig is None:
+        return {"text/plain": ""}
     try:
         bundle = dict(fig._repr_mimebundle_() or {})
     except Exception:
