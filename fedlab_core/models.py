@@ -12,12 +12,26 @@ batch", DESIGN.md).
   (``loss`` is ``None`` when ``with_loss=False``, which saves a pass).
   ``weight: (K, n)`` is 1/n_k on a client's real rows and 0 on padding, so
   padded rows add nothing.
+- ``per_example_grads(thetas, X, y) -> (K, n, P)``: the gradient of each
+  example's own (unweighted) binary cross-entropy, for DP-SGD's per-example
+  clipping (``fedlab_core.privacy.dpsgd``). Padded rows get a gradient too;
+  the caller masks them.
+- ``per_example_grad_norms(thetas, X, y) -> (K, n)``: the L2 norms of those
+  gradients, in closed form without building the ``(K, n, P)`` tensor (how
+  DP-SGD clips fast, and what a learner plots to choose the clip norm C).
 
 Logistic regression has a closed-form gradient (two batched products per
 step, the fastest thing possible); the MLP's gradient comes from autograd,
 one backward pass for all clients: since client k's loss depends only on
 ``thetas[k]``, the gradient of the *sum* of the client losses is every
-client's own gradient, row by row.
+client's own gradient, row by row. Per-example gradients are closed form for
+logistic regression, ``(sigmoid(z_i) - y_i) [x_i, 1]``; for the MLP they come
+from ``torch.func``: ``grad`` of one example's loss as a function of the flat
+``theta``, ``vmap``-ed over the examples and then over the clients. Their
+norms need no per-example gradient at all: a layer's weight gradient for one
+example is an outer product ``a_i ⊗ delta_i``, whose norm is
+``||a_i|| ||delta_i||`` (Goodfellow, "Efficient per-example gradient
+computations", 2015), so both models get their norms from one forward pass.
 
 >>> import torch
 >>> m = make_model("logreg", n_features=3)
@@ -55,6 +69,29 @@ class Model:
     apply: Callable[[Tensor, Tensor], Tensor]
     init: Callable[[torch.Generator, torch.dtype], Tensor]
     loss_and_grad: Callable[..., tuple[Tensor | None, Tensor]]
+    per_example_grads: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+    per_example_grad_norms: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+
+
+def _per_example_grads_by_vmap(apply: Callable[[Tensor, Tensor], Tensor]):
+    """``(thetas (K, P), X (K, n, d), y (K, n)) -> (K, n, P)`` for any ``apply``, via ``torch.func``.
+
+    One example's loss is written as a function of one flat ``theta``, so
+    ``grad`` differentiates exactly what ``apply`` computes; the inner
+    ``vmap`` runs it over a client's examples (sharing that client's theta),
+    the outer over the clients.
+    """
+    def example_loss(theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        logit = apply(theta.unsqueeze(0), x.view(1, 1, -1)).view(())
+        return F.binary_cross_entropy_with_logits(logit, y)
+
+    over_examples = torch.func.vmap(torch.func.grad(example_loss), in_dims=(None, 0, 0))
+    over_clients = torch.func.vmap(over_examples, in_dims=(0, 0, 0))
+
+    def per_example_grads(thetas: Tensor, X: Tensor, y: Tensor) -> Tensor:
+        return over_clients(thetas, X, y)
+
+    return per_example_grads
 
 
 # ---- logistic regression --------------------------------------------------
@@ -74,11 +111,21 @@ def _logreg(n_features: int) -> Model:
         grad = torch.cat([grad_w, r.sum(-1, keepdim=True)], dim=1)
         return (weighted_bce(z, y, weight) if with_loss else None), grad
 
+    def per_example_grads(thetas, X, y):
+        r = (torch.sigmoid(apply(thetas, X)) - y).unsqueeze(-1)
+        return torch.cat([r * X, r], dim=-1)
+
+    def per_example_grad_norms(thetas, X, y):
+        # ||r_i [x_i, 1]|| = |r_i| sqrt(||x_i||^2 + 1)
+        r = torch.sigmoid(apply(thetas, X)) - y
+        return r.abs() * (X.square().sum(-1) + 1).sqrt()
+
     def init(gen: torch.Generator, dtype: torch.dtype) -> Tensor:
         # a convex model: start every run from zero (predicts 50 %)
         return torch.zeros(d + 1, dtype=dtype)
 
-    return Model("logreg", d, d + 1, apply, init, loss_and_grad)
+    return Model("logreg", d, d + 1, apply, init, loss_and_grad, per_example_grads,
+                 per_example_grad_norms)
 
 
 # ---- one-hidden-layer MLP -------------------------------------------------
@@ -109,6 +156,18 @@ def _mlp(n_features: int, hidden: int) -> Model:
             (grad,) = torch.autograd.grad(loss.sum(), t)
         return loss.detach(), grad
 
+    def per_example_grad_norms(thetas, X, y):
+        W1, b1, w2, b2 = unpack(thetas)
+        pre = torch.baddbmm(b1, X, W1)
+        hidden_act = torch.relu(pre)
+        r = torch.sigmoid(torch.bmm(hidden_act, w2).squeeze(-1) + b2) - y
+        # backprop by hand: the output layer sees [a_i, 1] times r_i, the hidden
+        # layer [x_i, 1] times delta_i = r_i w2 * relu'(pre_i) (relu'(0) = 0, as autograd)
+        delta = r.unsqueeze(-1) * w2.transpose(1, 2) * (pre > 0)
+        sq = (r.square() * (hidden_act.square().sum(-1) + 1)
+              + delta.square().sum(-1) * (X.square().sum(-1) + 1))
+        return sq.sqrt()
+
     def init(gen: torch.Generator, dtype: torch.dtype) -> Tensor:
         # PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
         def uniform(n, fan_in):
@@ -118,7 +177,8 @@ def _mlp(n_features: int, hidden: int) -> Model:
         theta = torch.cat([uniform(d * h, d), uniform(h, d), uniform(h, h), uniform(1, h)])
         return theta.to(dtype)
 
-    return Model("mlp", d, sum(sizes), apply, init, loss_and_grad)
+    return Model("mlp", d, sum(sizes), apply, init, loss_and_grad, _per_example_grads_by_vmap(apply),
+                 per_example_grad_norms)
 
 
 def make_model(name: str, *, n_features: int, hidden: int = 16) -> Model:
