@@ -77,18 +77,19 @@ def privacy_meter(history, *, budget: float | None = None, height: int = 320,
         budget = meter_budget(history.config)
     x, headline, per_client = _meter_data(history)
     last = history.records[-1].epsilon if history.records else 0.0
-    top = budget if budget else max([v for v in headline if v is not None] + [1.0]) * 1.25
     fig = go.Figure()
     fig.add_trace(go.Indicator(
         mode="number+gauge", value=_gauge_value(last),
-        number=dict(valueformat=".3g", suffix="" if last is None or math.isfinite(last) else " (∞)"),
+        number=dict(valueformat=".3~g", suffix="" if last is None or math.isfinite(last) else " (∞)"),
         title=dict(text=_gauge_title(history), font=dict(size=13)),
         domain=dict(x=[0.0, 0.26], y=[0.05, 0.85]),
-        gauge=dict(axis=dict(range=[0, top]), bar=dict(color="#000000"),
+        gauge=dict(axis=dict(range=[0, _gauge_top(headline, budget)]), bar=dict(color="#000000"),
                    threshold=dict(value=budget, line=dict(color="#D55E00", width=3))
                    if budget else None)))
-    fig.add_trace(go.Scatter(x=x, y=headline, name="ε (worst unit)", mode="lines+markers",
-                             line=dict(color="#000000", width=3), marker=dict(size=6),
+    # the headline is a wide grey band *under* the hospitals' lines: it highlights
+    # the worst hospital's line instead of hiding it
+    fig.add_trace(go.Scatter(x=x, y=headline, name="ε (worst unit)", mode="lines",
+                             line=dict(color="rgba(0, 0, 0, 0.28)", width=9),
                              hovertemplate="round %{x}: ε = %{y:.3g}<extra></extra>",
                              meta={"fedlab_meter": "headline"}))
     for k, name in enumerate(history.client_names):
@@ -100,17 +101,25 @@ def privacy_meter(history, *, budget: float | None = None, height: int = 320,
             hovertemplate=f"<b>{name}</b> round %{{x}}: ε = %{{y:.3g}}<extra></extra>",
             meta={"fedlab_meter": "client", "client": k}))
     if budget:
-        fig.add_hline(y=budget, line=dict(color="#D55E00", dash="dash", width=2),
-                      annotation_text=f"budget ε = {budget:g}", annotation_position="top left")
+        fig.add_hline(y=budget, line=dict(color="#D55E00", dash="dash", width=2.5),
+                      annotation_text=f"budget ε = {budget:g}", annotation_position="top left",
+                      annotation_font=dict(color="#D55E00"))
     rounds = ((history.config or {}).get("federation") or {}).get("rounds")
     fig.update_layout(
         template="simple_white", font=_FONT, height=height, width=width,
         margin=dict(l=40, r=20, t=40, b=50), hovermode="closest", uirevision="fedlab",
         xaxis=dict(domain=[0.36, 1.0], title="round", range=[0, rounds] if rounds else None, **_GRID),
-        yaxis=dict(title="ε spent so far", rangemode="tozero", **_GRID),
+        yaxis=dict(title="ε spent so far", rangemode="tozero",
+                   range=[0, budget * 1.2] if budget else None, **_GRID),
         legend=dict(font=dict(size=11)),
         meta={"fedlab": "privacy_meter", "budget": budget})
     return fig
+
+
+def _gauge_top(headline, budget: float | None) -> float:
+    """The gauge's end: past the budget (so its mark shows) and past every ε drawn."""
+    spent = max([v for v in headline if v is not None] + [0.0])
+    return max(budget or 0.0, spent, 1.0) * 1.25
 
 
 def _gauge_value(epsilon: float | None) -> float:
@@ -125,9 +134,10 @@ def update_privacy_meter(fig, history) -> None:
     last = history.records[-1].epsilon if history.records else 0.0
     gauge = fig.data[0]
     gauge.value = _gauge_value(last)
-    if not fig.layout.meta.get("budget"):
-        top = max([v for v in headline if v is not None] + [1.0]) * 1.25
-        gauge.gauge.axis.range = [0, top]
+    budget = fig.layout.meta.get("budget")
+    gauge.gauge.axis.range = [0, _gauge_top(headline, budget)]
+    if budget and max([v for v in headline if v is not None] + [0.0]) > budget:
+        fig.layout.yaxis.range = None   # a run past its budget (e.g. target ε) stays in view
     fig.data[1].x, fig.data[1].y = x, headline
     for trace in fig.data[2:]:
         k = trace.meta["client"]

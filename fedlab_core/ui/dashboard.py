@@ -739,6 +739,9 @@ class Dashboard(BackgroundRun):
             return
         by_user = reason.startswith("stopped by user")
         more = "press Run to go on, Reset to start over" if by_user else "press Run to start a new run"
+        last = sim.history.last()
+        if last is not None and last.epsilon is not None and not reason.startswith("privacy budget"):
+            reason += f"; ε spent {last.epsilon:.3g} (per {sim.privacy.unit}, δ = {sim.privacy.delta:g})"
         self._set_status(f"{reason} — {more}", kind="stopped" if by_user else "done")
         if not by_user:
             self.progress.bar_style = "success"
