@@ -52,11 +52,23 @@ def _row(record) -> str:
     else:
         local_only = math.nan
     worst = min(m["accuracy"] for m in record.global_clients)
+    epsilon = "" if record.epsilon is None else f"  {record.epsilon:7.3g}"
     return (f"{record.round:5d}  {_fmt(g['accuracy'])}  {_fmt(g['auc'])}  {_fmt(g['loss'])}  "
-            f"{_fmt(worst)}  {_fmt(central)}  {_fmt(local_only)}  {record.seconds * 1e3:7.1f}")
+            f"{_fmt(worst)}  {_fmt(central)}  {_fmt(local_only)}  {record.seconds * 1e3:7.1f}{epsilon}")
 
 
 HEADER = ("round     acc     auc    loss   worst  central  loc-only      ms")
+
+
+def _privacy_lines(sim) -> list[str]:
+    """What the run's guarantee is, and the ε it spent by both accountants."""
+    plan = sim.privacy
+    if plan is None:
+        return []
+    return [f"privacy: {plan.mechanism}, protects one {plan.unit}; noise multiplier "
+            f"{plan.noise_multiplier:.4g}, clip {sim.config.privacy.clip:g}, δ = {plan.delta:g}",
+            f"ε spent: {plan.epsilon():.4g} (RDP, as the live meter) · "
+            f"{plan.epsilon(accountant='pld'):.4g} (PLD, tight)"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -71,7 +83,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("columns: global model on the pooled test set (acc, auc, loss); worst = its accuracy on "
           "the worst hospital;\n         central = pooled-data baseline; loc-only = mean accuracy of "
           "local-only models on the pooled test set")
-    print(HEADER)
+    for line in _privacy_lines(sim)[:1]:
+        print(line)
+    print(HEADER + ("        ε" if sim.privacy is not None else ""))
 
     bar = None
     if not args.quiet and sys.stderr.isatty():
@@ -91,6 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     print(f"stopped: {history.stop_reason}")
+    for line in _privacy_lines(sim)[1:]:
+        print(line)
     if history.malicious:
         names = ", ".join(sim.federation.client_names[k] for k in history.malicious)
         print(f"malicious hospitals ({config.attack.name}): {names}")
@@ -106,6 +122,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             learning_curves(history).write_html(out / "curves.html", include_plotlyjs="cdn")
             written.append("curves.html")
+            if sim.privacy is not None:
+                from fedlab_core.viz_privacy import privacy_meter
+
+                privacy_meter(history).write_html(out / "privacy.html", include_plotlyjs="cdn")
+                written.append("privacy.html")
         print(f"wrote {', '.join(written)} to {out}")
     return 0
 

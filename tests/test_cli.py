@@ -48,3 +48,22 @@ def test_missing_heart_data_is_a_clear_error(capsys, tmp_path):
     assert code == 2
     err = capsys.readouterr().err
     assert "processed.cleveland.data" in err and "Traceback" not in err
+
+
+def test_private_run_reports_epsilon_each_round_and_both_accountants(tmp_path, capsys):
+    code = main(["run", "--set", "data.n_samples=600", "--set", "federation.rounds=3",
+                 "--set", "privacy.mechanism=central", "--set", "privacy.noise_multiplier=2",
+                 "--out", str(tmp_path / "out")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "privacy: central, protects one hospital; noise multiplier 2, clip 1, δ = 1e-05" in out
+    table = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+    eps = [float(line.split()[-1]) for line in table]
+    assert len(eps) == 3 and eps == sorted(eps)
+    assert "(RDP, as the live meter)" in out and "(PLD, tight)" in out
+    assert (tmp_path / "out" / "privacy.html").is_file()
+
+
+def test_an_impossible_privacy_combination_is_a_clear_error(capsys):
+    assert main(["run", "--set", "privacy.mechanism=central", "--set", "federation.aggregator=krum"]) == 2
+    assert "federation.aggregator = 'krum' is not allowed" in capsys.readouterr().err

@@ -190,3 +190,48 @@ def frame_for_screenshot(page, lab, root, *, height: int) -> None:
     page.keyboard.press("Escape")          # command mode: no blinking cursor
     root.evaluate("el => el.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(600)             # let the scroll and plotly's relayout settle
+
+
+# ---- added for the privacy test (test_privacy_browser.py) -----------------------------
+
+PLOTLY_FIGURES_JS = """
+() => {
+  const plots = [...document.querySelectorAll('.jp-Notebook .jp-OutputArea .js-plotly-plot')];
+  const name = gd => {
+    const m = gd.layout && gd.layout.meta;
+    const t = gd.layout && gd.layout.title && gd.layout.title.text;
+    return (m && m.fedlab) || t || (gd.closest('[class*="fedlab-"]') || {}).className || '?';
+  };
+  const drawn = plots.filter(gd => gd.querySelector('.main-svg .cartesianlayer .xy'));
+  return {figures: plots.length, drawn: drawn.length,
+          undrawn: plots.filter(gd => !drawn.includes(gd)).map(name),
+          names: plots.map(name)};
+}
+"""
+
+
+def plotly_figures(page) -> dict:
+    """Every plotly figure in the notebook's outputs: how many, how many have their axes
+    drawn, and a name for each (``layout.meta.fedlab``, else its title)."""
+    return page.evaluate(PLOTLY_FIGURES_JS)
+
+
+def error_outputs(page) -> list[str]:
+    """The texts of the outputs that show an error: tracebacks (error outputs are rendered
+    as stderr in JupyterLab) and stderr text naming an Error."""
+    stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    return [t for t in stderr.all_inner_texts() if "Traceback" in t or "Error" in t]
+
+
+def union_clip(page, locators, *, pad: int = 8) -> dict:
+    """A screenshot ``clip`` (page coordinates) around the bounding boxes of ``locators``,
+    ``pad`` pixels wider on every side and kept inside the viewport."""
+    boxes = [b for b in (loc.bounding_box() for loc in locators) if b]
+    if not boxes:
+        raise AssertionError("nothing to frame: none of the elements has a bounding box")
+    x0 = max(0, min(b["x"] for b in boxes) - pad)
+    y0 = max(0, min(b["y"] for b in boxes) - pad)
+    vp = page.viewport_size or {"width": 1280, "height": 900}
+    x1 = min(vp["width"], max(b["x"] + b["width"] for b in boxes) + pad)
+    y1 = min(vp["height"], max(b["y"] + b["height"] for b in boxes) + pad)
+    return {"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0}
