@@ -6,7 +6,9 @@ import sys
 import pytest
 
 CORE = ["fedlab_core", "fedlab_core.simulation", "fedlab_core.cli", "fedlab_core.data",
-        "fedlab_core.partition", "fedlab_core.heterogeneity", "fedlab_core.history"]
+        "fedlab_core.partition", "fedlab_core.heterogeneity", "fedlab_core.history",
+        "fedlab_core.privacy.budget", "fedlab_core.privacy.frontier", "fedlab_core.privacy.membership",
+        "fedlab_core.privacy.inversion"]
 
 
 @pytest.mark.parametrize("module", CORE)
