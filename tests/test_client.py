@@ -5,18 +5,9 @@ import torch
 
 from fedlab_core.client import epoch_order, full_steps, local_train
 from fedlab_core.models import make_model
+from tensorkit import make_padded
 
 SIZES = [1, 3, 7, 40, 2]   # very uneven, including clients smaller than one batch
-
-
-def make_padded(sizes, d, gen):
-    K, n_max = len(sizes), max(sizes)
-    X = torch.zeros(K, n_max, d, dtype=torch.float64)
-    y = torch.zeros(K, n_max, dtype=torch.float64)
-    for k, n in enumerate(sizes):
-        X[k, :n] = torch.randn(n, d, generator=gen, dtype=torch.float64)
-        y[k, :n] = (torch.rand(n, generator=gen, dtype=torch.float64) < 0.4).double()
-    return X, y, torch.tensor(sizes)
 
 
 def reference_client(model, theta, X, y, *, epochs, lr, batch_size, orders,

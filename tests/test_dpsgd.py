@@ -18,19 +18,10 @@ from fedlab_core.models import make_model
 from fedlab_core.privacy import dpsgd
 from fedlab_core.privacy.dpsgd import (clip_factors, clipped_grad_sum, dp_local_train, dp_steps,
                                        poisson_batches, sampling_rates, steps_per_epoch)
+from tensorkit import make_padded
 
 SIZES = [40, 7, 25, 1, 60]   # uneven, including a client smaller than a batch
 MODELS = ["logreg", "mlp"]
-
-
-def make_padded(sizes, d, gen):
-    K, n_max = len(sizes), max(sizes)
-    X = torch.zeros(K, n_max, d, dtype=torch.float64)
-    y = torch.zeros(K, n_max, dtype=torch.float64)
-    for k, n in enumerate(sizes):
-        X[k, :n] = torch.randn(n, d, generator=gen, dtype=torch.float64)
-        y[k, :n] = (torch.rand(n, generator=gen, dtype=torch.float64) < 0.4).double()
-    return X, y, torch.tensor(sizes)
 
 
 def setup(name, *, sizes=SIZES, d=3, seed=1):

@@ -4,6 +4,7 @@ and a failure report. Imported by the test modules beside it (pytest puts this f
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
@@ -172,6 +173,17 @@ def report_failure(lab, page) -> None:
     print("---- browser console (errors, warnings) ----", *console[-40:], sep="\n",
           file=sys.stderr)
     print("---- lab log (tail) ----", lab.log_tail(), sep="\n", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def failure_report(lab, page):
+    """Run a test's body; on any failure (not Ctrl-C) print ``report_failure`` and re-raise."""
+    try:
+        yield
+    except BaseException as e:
+        if not isinstance(e, KeyboardInterrupt):
+            report_failure(lab, page)
+        raise
 
 
 def frame_for_screenshot(page, lab, root, *, height: int) -> None:

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, error_outputs, frame_for_screenshot,
-                    kernels_idle, open_notebook, plotly_figures, report_failure,
+from labkit import (button, count_js, drawn_points, error_outputs, failure_report,
+                    frame_for_screenshot, kernels_idle, open_notebook, plotly_figures,
                     run_all_cells, save_notebook, union_clip, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -131,12 +131,8 @@ def find_dashboard(page):
 def test_learner_watches_the_privacy_meter_in_jupyterlab(lab, browser_page):
     page = browser_page
     t_start = time.monotonic()
-    try:
+    with failure_report(lab, page):
         _learner_spends_epsilon(lab, page, t_start)
-    except BaseException as e:
-        if not isinstance(e, KeyboardInterrupt):
-            report_failure(lab, page)
-        raise
 
 
 def _learner_spends_epsilon(lab, page, t_start: float) -> None:

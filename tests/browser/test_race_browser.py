@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, frame_for_screenshot, open_notebook,
-                    report_failure, run_all_cells, save_notebook, wait_until)
+from labkit import (button, count_js, drawn_points, failure_report, frame_for_screenshot,
+                    open_notebook, run_all_cells, save_notebook, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -54,12 +54,8 @@ def status(race) -> str:
 def test_learner_races_the_aggregators_in_jupyterlab(lab, browser_page):
     page = browser_page
     t_start = time.monotonic()
-    try:
+    with failure_report(lab, page):
         _learner_races(lab, page, t_start)
-    except BaseException as e:
-        if not isinstance(e, KeyboardInterrupt):
-            report_failure(lab, page)
-        raise
 
 
 def _learner_races(lab, page, t_start: float) -> None:
