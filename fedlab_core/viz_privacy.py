@@ -180,8 +180,8 @@ def frontier_figure(table, *, metric: str = "accuracy", title: str | None = None
 
 
 def attack_roc_figure(results: Mapping[str, Any], *, epsilon: float | None = None,
-                      delta: float = 0.0, title: str | None = None, height: int = 440,
-                      width: int | None = 560) -> go.Figure:
+                      delta: float = 0.0, title: str | None = None, height: int = 600,
+                      width: int | None = 600) -> go.Figure:
     """Membership-inference ROC curves, log–log, with chance and the DP bound.
 
     ``results`` maps a name to an object with ``fpr``, ``tpr`` and ``auc``
@@ -197,10 +197,11 @@ def attack_roc_figure(results: Mapping[str, Any], *, epsilon: float | None = Non
         bound = np.minimum(np.exp(epsilon) * fpr_grid + delta,
                            1 - np.exp(-epsilon) * (1 - delta - fpr_grid))
         fig.add_trace(go.Scatter(x=fpr_grid, y=np.clip(bound, 0, 1),
-                                 name=f"DP bound at ε = {epsilon:.3g}", mode="lines",
-                                 line=dict(color="#D55E00", dash="dash", width=2), hoverinfo="skip"))
+                                 name=f"DP bound at ε = {epsilon:.3g}: no attack above", mode="lines",
+                                 line=dict(color="#000000", dash="longdash", width=2.5),
+                                 hoverinfo="skip"))
     for i, (name, res) in enumerate(results.items()):
-        st = run_style(i)
+        st = run_style(i + 1)   # black is the bound's
         fpr, tpr = np.asarray(res.fpr, dtype=float), np.asarray(res.tpr, dtype=float)
         keep = fpr > 0   # log axes: the (0, 0) corner has no place
         fig.add_trace(go.Scatter(x=fpr[keep], y=tpr[keep], name=f"{name} (AUC {res.auc:.3f})",
@@ -212,14 +213,15 @@ def attack_roc_figure(results: Mapping[str, Any], *, epsilon: float | None = Non
     fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
                       margin=dict(l=60, r=20, t=60 if title else 30, b=50),
                       title=dict(text=title, x=0.01) if title else None,
-                      legend=dict(font=dict(size=11), x=0.02, y=0.98, bgcolor="rgba(255,255,255,0.8)"),
+                      # below the plot: the low-FPR corner, where attacks are judged, stays clear
+                      legend=dict(font=dict(size=11), x=0, y=-0.16, yanchor="top"),
                       meta={"fedlab": "attack_roc_figure"})
     return fig
 
 
 def inversion_figure(true_x, reconstructions: Mapping[str, Any], *,
                      feature_names: Sequence[str] | None = None, title: str | None = None,
-                     height: int = 380, width: int | None = 880) -> go.Figure:
+                     height: int = 460, width: int | None = 880) -> go.Figure:
     """A patient's real (standardised) features beside what each attack recovered.
 
     ``reconstructions`` maps a name (e.g. "no defence", "clip + noise") to a
@@ -239,6 +241,7 @@ def inversion_figure(true_x, reconstructions: Mapping[str, Any], *,
     fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
                       barmode="group", margin=dict(l=60, r=20, t=60 if title else 30, b=80),
                       title=dict(text=title, x=0.01) if title else None,
+                      legend=dict(orientation="h", x=0, y=-0.3, yanchor="top", font=dict(size=11)),
                       yaxis=dict(title="standardised value", **_GRID),
                       meta={"fedlab": "inversion_figure"})
     return fig

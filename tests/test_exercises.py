@@ -29,3 +29,12 @@ def test_check_number_and_choice(capsys):
     assert check_choice(" switzerland ", "Switzerland", what="the site")
     assert not check_choice("Hungary", "Switzerland", what="the site")
     assert not check_choice("", "Switzerland", what="the site")
+
+
+def test_a_verdict_is_a_bool_that_shows_nothing_in_a_notebook(capsys):
+    from fedlab_core.exercises import Verdict
+
+    right, wrong = check_number(0.1, 0.1, tolerance=0.01, what="x"), check_number(None, 0.1, tolerance=0.01, what="x")
+    assert isinstance(right, Verdict) and bool(right) and not wrong
+    assert repr(right) == "True" and repr(wrong) == "False"
+    assert right._ipython_display_() is None   # IPython calls this instead of printing a repr

@@ -51,7 +51,8 @@ TrainFn = Callable[[Tensor, Tensor, Tensor, torch.Generator], Tensor]
 
 __all__ = ["AttackResult", "ShadowModels", "MembershipExperiment", "loss_threshold_scores",
            "logit_confidence", "train_shadows", "lira_scores", "tpr_at_fpr", "attack_roc",
-           "dp_roc_bound", "dp_advantage_bound", "sgd_trainer", "membership_experiment"]
+           "dp_roc_bound", "dp_advantage_bound", "sgd_trainer", "dp_trainer",
+           "membership_experiment"]
 
 
 def _fail(name: str, value, allowed: str) -> None:
@@ -341,6 +342,30 @@ def sgd_trainer(model: Model, *, epochs: int, lr: float, batch_size: int = 0) ->
         thetas = torch.stack([model.init(generator, X.dtype) for _ in range(X.shape[0])])
         return local_train(model, thetas, X, y.to(X.dtype), n, epochs=epochs, lr=lr,
                            batch_size=batch_size, generator=generator).thetas
+    return train
+
+
+def dp_trainer(model: Model, *, epochs: int, lr: float, batch_size: int, clip: float,
+               noise_multiplier: float) -> TrainFn:
+    """A ``train`` function that trains S models with sample-level DP-SGD (``dp_local_train``).
+
+    The attacker knows the training algorithm, privacy included, so a LiRA
+    audit of a DP model trains its shadows with the same DP-SGD.
+
+    >>> from fedlab_core.models import make_model
+    >>> train = dp_trainer(make_model("logreg", n_features=2), epochs=1, lr=1.0, batch_size=2,
+    ...                    clip=1.0, noise_multiplier=1.0)
+    >>> train(torch.ones(3, 4, 2), torch.ones(3, 4), torch.tensor([4, 4, 2]),
+    ...       torch.Generator().manual_seed(0)).shape
+    torch.Size([3, 3])
+    """
+    from fedlab_core.privacy.dpsgd import dp_local_train
+
+    def train(X: Tensor, y: Tensor, n: Tensor, generator: torch.Generator) -> Tensor:
+        thetas = torch.stack([model.init(generator, X.dtype) for _ in range(X.shape[0])])
+        return dp_local_train(model, thetas, X, y.to(X.dtype), n, epochs=epochs, lr=lr,
+                              batch_size=batch_size, clip=clip, noise_multiplier=noise_multiplier,
+                              generator=generator).thetas
     return train
 
 

@@ -15,7 +15,7 @@ from labkit import open_notebook, report_failure, run_all_cells, wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # notebook -> the least number of plotly figures a learner must see
-NOTEBOOKS = {"02-non-iid.ipynb": 6, "04-beyond-fedavg.ipynb": 7}
+NOTEBOOKS = {"02-non-iid.ipynb": 6, "04-beyond-fedavg.ipynb": 7, "06-privacy-attacks.ipynb": 3}
 
 FIGURES_JS = """
 () => {
