@@ -12,6 +12,11 @@ that the simulation really uses for it:
 | ``central`` | a hospital | ``client_fraction`` (Poisson) | 1, every round |
 | ``local`` | hospital k | 1 | 1 if k's update was sent |
 
+Hospital sizes ``n_k`` are treated as public (they set ``q_k`` and the
+FedAvg weights), as Opacus treats a dataset's size. A hospital that dropped
+out published nothing and is charged nothing; central DP charges every
+round, even one where nobody was sampled (the server still publishes noise).
+
 >>> from fedlab_core.config import ExperimentConfig
 >>> cfg = ExperimentConfig().with_overrides({"privacy.mechanism": "central", "data.n_clients": 5,
 ...                                          "privacy.noise_multiplier": 1.0})
