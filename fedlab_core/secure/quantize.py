@@ -20,7 +20,7 @@ R = 2^32, clip 1 and 100 clients, scale 2^24 and the bound 3e-6.
 True
 >>> x = np.array([[0.5, -0.25], [-1.0, 0.125], [0.3, 0.3], [2.0, -0.7]])
 >>> total = enc.decode(enc.sum(enc.encode(x)))
->>> np.abs(total - np.clip(x, -1, 1).sum(0)).max() <= enc.error_bound
+>>> bool(np.abs(total - np.clip(x, -1, 1).sum(0)).max() <= enc.error_bound)
 True
 """
 
