@@ -38,6 +38,9 @@ ATTACKS = ("none", "label_flip", "sign_flip", "scale", "gaussian", "alie")
 COMPRESSIONS = ("none", "topk", "qsgd8")
 # fedlab_core.privacy: who is protected, and by whom (see PrivacyConfig)
 PRIVACY_MECHANISMS = ("none", "central", "local", "dpsgd")
+# fedlab_core.secure: how the server gets the sum without seeing any one update
+SECURE_PROTOCOLS = ("none", "masking", "paillier")
+SECURE_GRAPHS = ("complete", "harary")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -322,6 +325,52 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class SecureConfig:
+    """Secure aggregation: the server learns the sum of the updates, not any one of them.
+
+    ``protocol``:
+
+    - ``none``: the server sees every hospital's update.
+    - ``masking``: pairwise masks that cancel in the sum (Bonawitz et al. 2017),
+      with Shamir shares so the sum survives dropouts: at least ``threshold``
+      of the round's hospitals must stay (0: two thirds of them, rounded up).
+      ``graph = "harary"`` masks only with ``degree`` neighbours (SecAgg+,
+      Bell et al. 2020; 0: about 2·log2 n).
+    - ``paillier``: each hospital encrypts its update under a key held by a
+      third party that is not the server (Paillier 1999); ``packed`` puts
+      several values in one ciphertext; ``key_bits`` the modulus size.
+
+    Updates are clipped to ``[-clip, clip]`` per coordinate and encoded in
+    fixed point in Z_(2^bits) (``fedlab_core.secure.quantize``).
+    """
+
+    protocol: str = "none"
+    clip: float = 1.0
+    bits: int = 32
+    threshold: int = 0
+    graph: str = "complete"
+    degree: int = 0
+    key_bits: int = 2048
+    packed: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("secure.protocol", self.protocol, SECURE_PROTOCOLS)
+        _check_real("secure.clip", self.clip, lo=0, lo_open=True)
+        if self.bits not in (16, 32):
+            _fail("secure.bits", self.bits, "choose 16 or 32")
+        _check_int("secure.threshold", self.threshold, 0)
+        if self.threshold == 1:
+            _fail("secure.threshold", 1, "must be at least 2 (0 = two thirds of the round's hospitals): "
+                  "with 1 share a single hospital could rebuild another's secret")
+        _check_choice("secure.graph", self.graph, SECURE_GRAPHS)
+        _check_int("secure.degree", self.degree, 0)
+        if self.key_bits not in (512, 1024, 2048, 3072):
+            _fail("secure.key_bits", self.key_bits, "choose 512, 1024 (demos only), 2048 or 3072")
+        if not isinstance(self.packed, bool):
+            _fail("secure.packed", self.packed, "must be true or false")
+
+
+@dataclass(frozen=True)
 class StopConfig:
     """Stopping rules besides the round limit.
 
@@ -357,6 +406,7 @@ class ExperimentConfig:
     stop: StopConfig = field(default_factory=StopConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    secure: SecureConfig = field(default_factory=SecureConfig)
     seed: int = 0
     baselines: bool = True
     dtype: str = "float32"
@@ -379,6 +429,32 @@ class ExperimentConfig:
             _fail("federation.n_regions", self.federation.n_regions,
                   f"must be at most data.n_clients = {self.data.n_clients} (0 = no regions)")
         self._check_privacy()
+        self._check_secure()
+
+    def _check_secure(self) -> None:
+        """Secure aggregation hides single updates: rules that need to see them are refused."""
+        sc, fc, protocol = self.secure, self.federation, self.secure.protocol
+        if sc.threshold > self.data.n_clients:
+            _fail("secure.threshold", sc.threshold,
+                  f"must be at most data.n_clients = {self.data.n_clients} (0 = two thirds of the round)")
+        if protocol == "none":
+            return
+        if fc.aggregator not in ("fedavg", "unweighted_mean"):
+            _fail("federation.aggregator", fc.aggregator,
+                  f"with secure.protocol = {protocol!r} the server only ever learns a sum: use fedavg or "
+                  "unweighted_mean (median, Krum and the other robust rules compare individual updates, "
+                  "which is exactly what secure aggregation hides)")
+        if fc.compression != "none":
+            _fail("federation.compression", fc.compression,
+                  f"must be 'none' with secure.protocol = {protocol!r}: masked or encrypted updates "
+                  "are dense, there is nothing left to sparsify or round")
+        if fc.n_regions:
+            _fail("federation.n_regions", fc.n_regions,
+                  f"must be 0 with secure.protocol = {protocol!r} (one secure sum over all hospitals)")
+        if self.train.algorithm in ("scaffold", "fednova"):
+            _fail("train.algorithm", self.train.algorithm,
+                  f"cannot run with secure.protocol = {protocol!r}: it sends per-hospital extras "
+                  "(control variates, step counts) outside the secure sum")
 
     def _check_privacy(self) -> None:
         """Combinations whose privacy guarantee would not hold are refused, saying why."""
@@ -471,6 +547,7 @@ _SECTIONS = {
     "stop": StopConfig,
     "attack": AttackConfig,
     "privacy": PrivacyConfig,
+    "secure": SecureConfig,
 }
 
 

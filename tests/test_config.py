@@ -77,6 +77,15 @@ BAD = [
     ("privacy.target_quantile", 1.0, "\\(0, 1\\)"),
     ("privacy.clip_lr", 0, "> 0"),
     ("privacy.count_noise", 0, "> 0"),
+    ("secure.protocol", "tls", "none, masking, paillier"),
+    ("secure.clip", 0, "> 0"),
+    ("secure.bits", 8, "16 or 32"),
+    ("secure.threshold", 1, "at least 2"),
+    ("secure.threshold", 9, "at most data.n_clients"),
+    ("secure.graph", "ring", "complete, harary"),
+    ("secure.degree", -1, "≥ 0"),
+    ("secure.key_bits", 1000, "512, 1024"),
+    ("secure.packed", "yes", "true or false"),
     ("seed", -1, "integer in"),
     ("baselines", "yes", "true or false"),
     ("dtype", "float16", "float32, float64"),
@@ -116,6 +125,12 @@ PRIVACY_CONFLICTS = [
      "train.algorithm = 'scaffold' .*control variates"),
     ({"privacy.mechanism": "central", "train.algorithm": "fednova"}, "train.algorithm = 'fednova'"),
     ({"privacy.mechanism": "central", "federation.n_regions": 2}, "federation.n_regions = 2"),
+    ({"secure.protocol": "masking", "federation.aggregator": "fedmedian"},
+     "federation.aggregator = 'fedmedian' .*compare individual updates"),
+    ({"secure.protocol": "paillier", "federation.compression": "topk"},
+     "federation.compression = 'topk' .*dense"),
+    ({"secure.protocol": "masking", "train.algorithm": "scaffold"}, "train.algorithm = 'scaffold'"),
+    ({"secure.protocol": "masking", "federation.n_regions": 2}, "federation.n_regions = 2"),
 ]
 
 
