@@ -455,6 +455,10 @@ class ExperimentConfig:
             _fail("train.algorithm", self.train.algorithm,
                   f"cannot run with secure.protocol = {protocol!r}: it sends per-hospital extras "
                   "(control variates, step counts) outside the secure sum")
+        if self.privacy.adaptive_clip:
+            _fail("privacy.adaptive_clip", True,
+                  f"is not available with secure.protocol = {protocol!r}: the server would need each "
+                  "update's norm, which secure aggregation hides (use a fixed privacy.clip)")
 
     def _check_privacy(self) -> None:
         """Combinations whose privacy guarantee would not hold are refused, saying why."""

@@ -55,6 +55,8 @@ class RoundRecord:
     epsilon: float | None = None
     epsilon_clients: list[float] | None = None
     clip: float | None = None
+    # secure aggregation: wall time of the protocol this round (all parties, one process)
+    secure_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

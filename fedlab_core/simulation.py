@@ -99,7 +99,7 @@ class Simulation:
         # (spawn(n) keeps the first children the same as n grows: adding a stream
         # leaves earlier runs' numbers unchanged)
         (data_ss, init_ss, sample_ss, batch_ss, base_ss, fail_ss, attack_ss,
-         compress_ss, privacy_ss) = np.random.SeedSequence(config.seed).spawn(9)
+         compress_ss, privacy_ss, secure_ss) = np.random.SeedSequence(config.seed).spawn(10)
         self.dataset = dataset if dataset is not None else load_dataset(
             config.data, seed=int(data_ss.generate_state(1)[0]))
         dtype = getattr(torch, config.dtype)
@@ -118,6 +118,11 @@ class Simulation:
         self._attack_gen = _torch_generator(attack_ss)
         self._compress_gen = _torch_generator(compress_ss)
         self._privacy_gen = _torch_generator(privacy_ss)
+        # keys and masks of secure aggregation, seeded from the run's seed so that a
+        # teaching run is reproducible (the protocol functions alone default to the
+        # operating system's randomness, as real use must)
+        self._secure_rng = np.random.default_rng(secure_ss) if config.secure.protocol != "none" else None
+        self._key_authority = None   # Paillier's key holder, made at the first secure round
 
         K, fc = self.federation.n_clients, config.federation
         # a robust rule's knobs must fit the number of clients in a round (Krum
@@ -315,6 +320,9 @@ class Simulation:
             scale = float(p @ tau)
         else:
             scale = 1.0
+        if cfg.secure.protocol != "none":
+            self._secure_step(arrived, deltas, weights, record)
+            return
         if self.privacy is not None and self.privacy.mechanism == "central":
             self._central_dp_step(deltas, record)
             return
@@ -343,6 +351,63 @@ class Simulation:
                                       expected_clients=plan.expected_clients,
                                       target_quantile=p.target_quantile, lr=p.clip_lr,
                                       count_noise=plan.count_noise, generator=self._privacy_gen)
+        self.theta, self.server_state = self.server_opt.step(self.theta, aggregate, self.server_state)
+
+    def _secure_step(self, arrived: np.ndarray, deltas: Tensor, weights: Tensor,
+                     record: RoundRecord) -> None:
+        """The server learns only the (weighted) sum, through ``secure.protocol``.
+
+        Every sampled hospital starts the protocol; the dropped ones leave after
+        sharing their keys. Under central DP each hospital clips its own update
+        (the server cannot) and the server noises the sum it recovers.
+        """
+        from fedlab_core.privacy.mechanisms import clip_to_norm, noisy_mean
+        from fedlab_core.secure.rounds import secure_weighted_sum
+
+        cfg, fed = self.config, self.federation
+        sampled = np.sort(np.concatenate([arrived, np.asarray(record.dropped, dtype=arrived.dtype)]))
+        rows = torch.zeros(len(sampled), deltas.shape[1], dtype=deltas.dtype, device=deltas.device)
+        is_arrived = torch.as_tensor(np.isin(sampled, arrived))
+        central = self.privacy is not None and self.privacy.mechanism == "central"
+        if central:
+            deltas, _ = clip_to_norm(deltas, clip=self.privacy.clip)
+            scales = torch.ones(len(sampled), dtype=deltas.dtype)
+        elif cfg.federation.aggregator == "fedavg":
+            # public weights n_k / N, so that every scaled update stays within the clip range
+            n = fed.n_train.to(deltas.dtype).cpu()
+            scales = n[torch.as_tensor(sampled)] / n.sum()
+        else:
+            scales = torch.full((len(sampled),), 1.0 / fed.n_clients, dtype=deltas.dtype)
+        rows[is_arrived.to(rows.device)] = deltas
+        seed = int(self._secure_rng.integers(2**63))
+        if cfg.secure.protocol == "paillier" and self._key_authority is None:
+            from fedlab_core.secure.paillier import KeyAuthority
+
+            # one key pair for the run, held by a party that is not the server
+            self._key_authority = KeyAuthority(key_bits=cfg.secure.key_bits,
+                                               min_clients=min(2, fed.n_clients))
+        try:
+            result = secure_weighted_sum(rows, scales, arrived=is_arrived, config=cfg.secure,
+                                         seed=seed, authority=self._key_authority,
+                                         names=[fed.client_names[k] for k in sampled.tolist()])
+        except ValueError as err:
+            # e.g. fewer survivors than the threshold: the sum cannot be recovered this round
+            record.note = f"the server kept the model unchanged: {err}"
+            return
+        record.secure_seconds = result.seconds
+        for i, k in enumerate(sampled.tolist()):
+            record.bytes_up[k] = result.bytes_up[i]
+        if result.clipped:
+            record.note = (f"{result.clipped} update values were clipped into the encoding range "
+                           f"±{cfg.secure.clip:g} (raise secure.clip)")
+        if central:
+            record.clip = self.privacy.clip
+            aggregate = noisy_mean(result.total, clip=self.privacy.clip,
+                                   noise_multiplier=self.privacy.noise_multiplier,
+                                   expected_clients=self.privacy.expected_clients,
+                                   generator=self._privacy_gen)
+        else:
+            aggregate = result.total / scales[is_arrived].sum().to(result.total.device)
         self.theta, self.server_state = self.server_opt.step(self.theta, aggregate, self.server_state)
 
     def _account(self, arrived: np.ndarray, record: RoundRecord) -> None:

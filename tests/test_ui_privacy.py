@@ -68,3 +68,13 @@ def test_static_mode_draws_the_meter_through_a_display_handle():
     assert dash.simulation.history.records[-1].epsilon == math.inf
     assert "application/vnd.plotly.v1+json" in _figure_bundle(dash.meter_figure)
     assert _figure_bundle(None) == {"text/plain": ""}
+
+
+def test_secure_aggregation_from_the_dashboard_and_a_refused_combination():
+    dash = Dashboard(CFG, debounce_s=0)
+    dash.controls["secure.protocol"].value = "masking"
+    rec = dash.step()
+    assert rec is not None and rec.secure_seconds > 0 and dash.error is None
+    dash.controls["federation.aggregator"].value = "krum"
+    assert "compare individual updates" in dash.error_label.value
+    assert dash.step() is None                      # refused, nothing run

@@ -58,14 +58,24 @@ def dp_fedavg(updates: Tensor, *, clip: float, noise_multiplier: float, expected
     ``updates`` may have zero rows (nobody was sampled): the server still
     publishes noise, so that an empty round looks like any other.
     """
+    clipped, _ = clip_to_norm(updates, clip=clip)
+    return noisy_mean(clipped.sum(0), clip=clip, noise_multiplier=noise_multiplier,
+                      expected_clients=expected_clients, generator=generator)
+
+
+def noisy_mean(clipped_sum: Tensor, *, clip: float, noise_multiplier: float, expected_clients: float,
+               generator: torch.Generator) -> Tensor:
+    """The server's half of DP-FedAvg: ``(Σ + N(0, z²C²)) / m`` on a sum of clipped updates.
+
+    On its own when the sum arrives from secure aggregation: the server adds
+    the noise to a sum it never saw the parts of.
+    """
     if not expected_clients > 0:
         raise ValueError(f"expected_clients = {expected_clients!r} is not allowed: must be > 0")
-    clipped, _ = clip_to_norm(updates, clip=clip)
-    total = clipped.sum(0)
     if noise_multiplier > 0:
-        total = total + gaussian_noise(total.shape, std=noise_multiplier * clip, like=total,
-                                       generator=generator)
-    return total / expected_clients
+        clipped_sum = clipped_sum + gaussian_noise(clipped_sum.shape, std=noise_multiplier * clip,
+                                                   like=clipped_sum, generator=generator)
+    return clipped_sum / expected_clients
 
 
 def local_dp(updates: Tensor, *, clip: float, noise_multiplier: float,

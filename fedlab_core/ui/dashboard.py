@@ -229,6 +229,10 @@ class Dashboard(BackgroundRun):
         c["stop.max_epsilon"] = widgets.FloatText(
             value=cfg.stop.max_epsilon or 0.0, step=0.5, description="ε budget (0 = off)",
             style=_STYLE, layout=_wide())
+        c["secure.protocol"] = widgets.Dropdown(
+            options=[("none: the server sees each update", "none"),
+                     ("masking (Bonawitz et al.)", "masking"), ("Paillier encryption", "paillier")],
+            value=cfg.secure.protocol, description="secure aggregation", style=_STYLE, layout=_wide())
         c["seed"] = widgets.IntText(value=cfg.seed, description="seed", style=_STYLE, layout=_wide())
         self.controls = c
         for key, w in c.items():
@@ -284,7 +288,7 @@ class Dashboard(BackgroundRun):
                                         "federation.server_optimizer",
                                         "federation.client_fraction"])
         stop_box = section("Stop early", ["stop.target_accuracy", "stop.patience"])
-        privacy_box = section("Privacy", ["privacy.mechanism", *_PRIVACY_KNOBS])
+        privacy_box = section("Privacy", ["privacy.mechanism", *_PRIVACY_KNOBS, "secure.protocol"])
         self._partition_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
         self._partition_box.add_class("fedlab-partition")
         self._chart_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
