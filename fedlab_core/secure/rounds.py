@@ -25,7 +25,6 @@ what that sum reveals. Each ``x_k`` is clipped per coordinate to
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -48,15 +47,6 @@ class SecureRound:
     error_bound: float       # largest quantisation error of ``total``, per coordinate
     clipped: int             # coordinates that had to be clipped into the encoding range
     log: list[str] = field(default_factory=list)   # the protocol's stages, in words
-
-
-def default_threshold(n_clients: int) -> int:
-    """Two thirds of the round's hospitals, rounded up, and at least 2 (Bonawitz et al.'s t > n/2).
-
-    >>> default_threshold(3), default_threshold(10)
-    (2, 7)
-    """
-    return max(2, math.ceil(2 * n_clients / 3))
 
 
 def secure_weighted_sum(updates: Tensor, scales: Tensor, *, arrived: Tensor, config: SecureConfig,
@@ -89,9 +79,9 @@ def secure_weighted_sum(updates: Tensor, scales: Tensor, *, arrived: Tensor, con
     if config.protocol == "masking":
         from fedlab_core.secure.masking import secure_sum
 
-        threshold = config.threshold or default_threshold(s)
         rng = None if seed is None else np.random.default_rng(seed)
-        result = secure_sum(encoding.encode(x), encoding=encoding, threshold=min(threshold, s),
+        # threshold 0: two thirds of each hospital's share holders (masking.resolve_threshold)
+        result = secure_sum(encoding.encode(x), encoding=encoding, threshold=min(config.threshold, s),
                             drop_before_masking=dropped, graph=config.graph,
                             degree=config.degree or None, rng=rng, names=names)
         total = encoding.decode(result.total)
