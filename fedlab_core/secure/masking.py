@@ -555,6 +555,8 @@ class Server(_Clock):
             asked_b, asked_s = map(set, self._requests[client])
             pos, n_b, n_s = 0, 0, 0
             while pos < len(payload):
+                if pos + _ANSWER.size > len(payload):
+                    raise ValueError(f"{self.label(client)}'s unmasking answer is truncated")
                 owner, kind, index = _ANSWER.unpack_from(payload, pos)
                 pos += _ANSWER.size
                 value = bytes(payload[pos:pos + _KIND_BYTES.get(kind, 0)])
@@ -612,7 +614,7 @@ class Server(_Clock):
                 self.prg_words += P * len(partners)
                 self.log.append(f"stage 3 (Unmasking): {self.label(v)} dropped: the server asks survivors for "
                                 f"shares of {self.label(v)}'s mask key; rebuilt from {t} of {len(shares)} shares "
-                                f"(t = {t}) and removed its pairwise masks with {len(partners)} survivors")
+                                f"and removed its pairwise masks with {len(partners)} survivors")
             for u in self.survivors:
                 shares = self.shares_received[u]["b"]
                 seed = combine_shares(list(shares.values()), threshold=t)
