@@ -59,3 +59,15 @@ def test_same_seed_same_secure_run():
     a = run(**{"secure.protocol": "masking"})
     b = run(**{"secure.protocol": "masking"})
     assert torch.equal(a.theta, b.theta)
+
+
+def test_a_missing_crypto_library_names_the_extra(monkeypatch):
+    import sys
+
+    from fedlab_core.config import SecureConfig
+    from fedlab_core.secure.rounds import secure_weighted_sum
+
+    monkeypatch.setitem(sys.modules, "fedlab_core.secure.paillier", None)   # as if phe were missing
+    with pytest.raises(ImportError, match="needs the 'secure' extra .*pip install 'fedlab-core\\[secure\\]'"):
+        secure_weighted_sum(torch.zeros(2, 3), torch.ones(2), arrived=torch.tensor([True, True]),
+                            config=SecureConfig(protocol="paillier"))

@@ -25,6 +25,7 @@ what that sum reveals. Each ``x_k`` is clipped per coordinate to
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +36,16 @@ from fedlab_core.config import SecureConfig
 from fedlab_core.secure.quantize import Encoding
 
 Tensor = torch.Tensor
+
+
+@contextlib.contextmanager
+def _needs_extra(protocol: str):
+    """Turn a missing crypto library into an error that says what to install."""
+    try:
+        yield
+    except ImportError as err:
+        raise ImportError(f"secure.protocol = {protocol!r} needs the 'secure' extra ({err.name} is "
+                          "missing): pip install 'fedlab-core[secure]'") from err
 
 
 @dataclass
@@ -77,7 +88,8 @@ def secure_weighted_sum(updates: Tensor, scales: Tensor, *, arrived: Tensor, con
     encoding = Encoding(clip=config.clip, n_clients=max(1, s), bits=config.bits)
     start = time.perf_counter()
     if config.protocol == "masking":
-        from fedlab_core.secure.masking import secure_sum
+        with _needs_extra("masking"):
+            from fedlab_core.secure.masking import secure_sum
 
         rng = None if seed is None else np.random.default_rng(seed)
         # threshold 0: two thirds of each hospital's share holders (masking.resolve_threshold)
@@ -88,7 +100,8 @@ def secure_weighted_sum(updates: Tensor, scales: Tensor, *, arrived: Tensor, con
         bytes_up = [int(result.bytes_sent.get(i, 0)) for i in range(s)]
         log = list(result.log)
     else:
-        from fedlab_core.secure.paillier import paillier_sum
+        with _needs_extra("paillier"):
+            from fedlab_core.secure.paillier import paillier_sum
 
         result = paillier_sum(x, encoding=encoding, packed=config.packed, dropped=dropped,
                               **({"authority": authority} if authority is not None
