@@ -71,3 +71,13 @@ def test_a_missing_crypto_library_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match="needs the 'secure' extra .*pip install 'fedlab-core\\[secure\\]'"):
         secure_weighted_sum(torch.zeros(2, 3), torch.ones(2), arrived=torch.tensor([True, True]),
                             config=SecureConfig(protocol="paillier"))
+
+
+@pytest.mark.parametrize("sampling", ["fixed", "poisson"])
+def test_secure_aggregation_with_client_sampling(sampling):
+    overrides = {"data.n_clients": 8, "federation.client_fraction": 0.5, "federation.sampling": sampling,
+                 "secure.threshold": 2}
+    plain = run(**overrides)
+    secure = run(**overrides, **{"secure.protocol": "masking"})
+    assert [r.participants for r in plain.history.records] == [r.participants for r in secure.history.records]
+    assert float((plain.theta - secure.theta).abs().max()) < 1e-5
