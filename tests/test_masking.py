@@ -170,11 +170,12 @@ def test_server_never_holds_both_secrets_of_a_client(before_masking, before_unma
             assert len(got["s"]) == 0 and len(got["b"]) >= t
 
 
-def test_a_client_refuses_to_reveal_both_secrets():
-    enc, _, x = _inputs(4, 5)
-    master = byte_source(b"refuse")
-    server = Server(n_params=5, threshold=2, rng=master.spawn())
-    clients = [Client(u, rng=master.spawn()) for u in range(4)]
+def _through_stage_2(n, P, *, threshold, seed):
+    """Run stages 0-2 by hand, every client taking part: (encoding, inputs, server, clients)."""
+    enc, _, x = _inputs(n, P)
+    master = byte_source(seed)
+    server = Server(n_params=P, threshold=threshold, rng=master.spawn())
+    clients = [Client(u, rng=master.spawn()) for u in range(n)]
     for c in clients:
         server.receive_keys(c.id, c.advertise_keys())
     rosters = server.broadcast_roster()
@@ -183,6 +184,11 @@ def test_a_client_refuses_to_reveal_both_secrets():
     inbox = server.forward_shares()
     for c in clients:
         server.receive_masked(c.id, c.masked_input(x[c.id], inbox[c.id]))
+    return enc, x, server, clients
+
+
+def test_a_client_refuses_to_reveal_both_secrets():
+    enc, x, server, clients = _through_stage_2(4, 5, threshold=2, seed=b"refuse")
     with pytest.raises(ValueError, match=r"client 1 refuses: the server asks for both the share of client 2's "
                                          r"self-mask seed b and the share of its mask key s"):
         clients[1].unmask([0, 1, 2, 3], [2])
@@ -203,18 +209,7 @@ def test_a_client_refuses_to_reveal_both_secrets():
 
 
 def test_a_client_may_withdraw_before_unmasking():
-    enc, _, x = _inputs(5, 6)
-    master = byte_source(b"withdraw")
-    server = Server(n_params=6, threshold=3, rng=master.spawn())
-    clients = [Client(u, rng=master.spawn()) for u in range(5)]
-    for c in clients:
-        server.receive_keys(c.id, c.advertise_keys())
-    rosters = server.broadcast_roster()
-    for c in clients:
-        server.receive_shares(c.id, c.share_keys(rosters[c.id]))
-    inbox = server.forward_shares()
-    for c in clients:
-        server.receive_masked(c.id, c.masked_input(x[c.id], inbox[c.id]))
+    enc, x, server, clients = _through_stage_2(5, 6, threshold=3, seed=b"withdraw")
     server.mark_dropped(4)
     for u, (alive, gone) in server.start_unmasking().items():
         server.receive_unmask(u, clients[u].unmask(alive, gone))

@@ -338,11 +338,8 @@ def sgd_trainer(model: Model, *, epochs: int, lr: float, batch_size: int = 0) ->
     ...       torch.Generator().manual_seed(0)).shape
     torch.Size([3, 3])
     """
-    def train(X: Tensor, y: Tensor, n: Tensor, generator: torch.Generator) -> Tensor:
-        thetas = torch.stack([model.init(generator, X.dtype) for _ in range(X.shape[0])])
-        return local_train(model, thetas, X, y.to(X.dtype), n, epochs=epochs, lr=lr,
-                           batch_size=batch_size, generator=generator).thetas
-    return train
+    return _from_fresh_inits(model, lambda thetas, X, y, n, generator: local_train(
+        model, thetas, X, y, n, epochs=epochs, lr=lr, batch_size=batch_size, generator=generator))
 
 
 def dp_trainer(model: Model, *, epochs: int, lr: float, batch_size: int, clip: float,
@@ -361,11 +358,16 @@ def dp_trainer(model: Model, *, epochs: int, lr: float, batch_size: int, clip: f
     """
     from fedlab_core.privacy.dpsgd import dp_local_train
 
+    return _from_fresh_inits(model, lambda thetas, X, y, n, generator: dp_local_train(
+        model, thetas, X, y, n, epochs=epochs, lr=lr, batch_size=batch_size, clip=clip,
+        noise_multiplier=noise_multiplier, generator=generator))
+
+
+def _from_fresh_inits(model: Model, fit) -> TrainFn:
+    """A ``train`` function: S fresh random inits, then ``fit(thetas, X, y, n, generator)``."""
     def train(X: Tensor, y: Tensor, n: Tensor, generator: torch.Generator) -> Tensor:
         thetas = torch.stack([model.init(generator, X.dtype) for _ in range(X.shape[0])])
-        return dp_local_train(model, thetas, X, y.to(X.dtype), n, epochs=epochs, lr=lr,
-                              batch_size=batch_size, clip=clip, noise_multiplier=noise_multiplier,
-                              generator=generator).thetas
+        return fit(thetas, X, y.to(X.dtype), n, generator).thetas
     return train
 
 
