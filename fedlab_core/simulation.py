@@ -391,7 +391,11 @@ class Simulation:
                                          seed=seed, authority=self._key_authority,
                                          names=[fed.client_names[k] for k in sampled.tolist()])
         except ValueError as err:
-            # e.g. fewer survivors than the threshold: the sum cannot be recovered this round
+            # e.g. fewer survivors than the threshold: the sum cannot be recovered this round,
+            # but what the hospitals sent before that still counts
+            sent = getattr(err, "bytes_up", None)
+            for i, k in enumerate(sampled.tolist() if sent is not None else []):
+                record.bytes_up[k] = sent[i]
             record.note = f"the server kept the model unchanged: {err}"
             return
         record.secure_seconds = result.seconds

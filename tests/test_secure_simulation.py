@@ -81,3 +81,13 @@ def test_secure_aggregation_with_client_sampling(sampling):
     secure = run(**overrides, **{"secure.protocol": "masking"})
     assert [r.participants for r in plain.history.records] == [r.participants for r in secure.history.records]
     assert float((plain.theta - secure.theta).abs().max()) < 1e-5
+
+
+def test_a_round_with_too_few_survivors_is_refused_and_still_costs_its_messages():
+    secure = run(**{"data.n_clients": 10, "federation.dropout_rate": 0.3, "federation.rounds": 10,
+                    "secure.protocol": "masking"})   # default t = 7 of 10
+    refused = [r for r in secure.history.records if r.note and "kept the model unchanged" in r.note]
+    assert refused, "expected a round where more than 3 of 10 hospitals dropped"
+    r = refused[0]
+    assert "threshold t = 7" in r.note
+    assert all(r.bytes_up[k] > 200 for k in r.participants + r.dropped)   # keys and shares were sent

@@ -692,6 +692,18 @@ def _check_inputs(inputs: Any, encoding: Encoding) -> np.ndarray:
     return x
 
 
+class RoundRefused(ValueError):
+    """The server cannot recover the sum (too few inputs or shares); the round is void.
+
+    ``bytes_sent`` and ``log`` keep what the clients had already sent, and why.
+    """
+
+    def __init__(self, message: str, *, bytes_sent: dict[int, int], log: list[str]) -> None:
+        super().__init__(message)
+        self.bytes_sent = bytes_sent
+        self.log = log
+
+
 def secure_sum(inputs: np.ndarray, *, encoding: Encoding, threshold: int = 0,
                drop_before_sharing: Iterable[int] = (), drop_before_masking: Iterable[int] = (),
                drop_before_unmasking: Iterable[int] = (), graph: str = "complete", degree: int | None = None,
@@ -759,11 +771,16 @@ def secure_sum(inputs: np.ndarray, *, encoding: Encoding, threshold: int = 0,
     for c in clients:
         if c.id in inboxes and drops.get(c.id) != "drop_before_masking":
             server.receive_masked(c.id, c.masked_input(x[c.id], inboxes[c.id]))
-    requests = server.start_unmasking()
-    for u, (alive, gone) in requests.items():
-        if drops.get(u) != "drop_before_unmasking":
-            server.receive_unmask(u, clients[u].unmask(alive, gone))
-    total = server.finish()
+    try:
+        requests = server.start_unmasking()
+        for u, (alive, gone) in requests.items():
+            if drops.get(u) != "drop_before_unmasking":
+                server.receive_unmask(u, clients[u].unmask(alive, gone))
+        total = server.finish()
+    except ValueError as err:
+        # the round is refused, but its messages were sent: keep what they cost
+        raise RoundRefused(str(err), bytes_sent={u: sum(b) for u, b in server.bytes_sent.items()},
+                           log=list(server.log)) from err
     return SecAggResult(
         total=total, survivors=server.survivors,
         dropped=tuple(sorted(set(range(n)) - set(server.survivors))),

@@ -89,13 +89,17 @@ def secure_weighted_sum(updates: Tensor, scales: Tensor, *, arrived: Tensor, con
     start = time.perf_counter()
     if config.protocol == "masking":
         with _needs_extra("masking"):
-            from fedlab_core.secure.masking import secure_sum
+            from fedlab_core.secure.masking import RoundRefused, secure_sum
 
         rng = None if seed is None else np.random.default_rng(seed)
         # threshold 0: two thirds of each hospital's share holders (masking.resolve_threshold)
-        result = secure_sum(encoding.encode(x), encoding=encoding, threshold=min(config.threshold, s),
-                            drop_before_masking=dropped, graph=config.graph,
-                            degree=config.degree or None, rng=rng, names=names)
+        try:
+            result = secure_sum(encoding.encode(x), encoding=encoding,
+                                threshold=min(config.threshold, s), drop_before_masking=dropped,
+                                graph=config.graph, degree=config.degree or None, rng=rng, names=names)
+        except RoundRefused as err:
+            err.bytes_up = [int(err.bytes_sent.get(i, 0)) for i in range(s)]
+            raise
         total = encoding.decode(result.total)
         bytes_up = [int(result.bytes_sent.get(i, 0)) for i in range(s)]
         log = list(result.log)

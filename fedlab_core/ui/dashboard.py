@@ -233,6 +233,9 @@ class Dashboard(BackgroundRun):
             options=[("none: the server sees each update", "none"),
                      ("masking (Bonawitz et al.)", "masking"), ("Paillier encryption", "paillier")],
             value=cfg.secure.protocol, description="secure aggregation", style=_STYLE, layout=_wide())
+        c["secure.threshold"] = widgets.IntText(value=cfg.secure.threshold,
+                                                description="threshold t (0 = ⅔)", style=_STYLE,
+                                                layout=_wide())
         c["seed"] = widgets.IntText(value=cfg.seed, description="seed", style=_STYLE, layout=_wide())
         self.controls = c
         for key, w in c.items():
@@ -288,7 +291,8 @@ class Dashboard(BackgroundRun):
                                         "federation.server_optimizer",
                                         "federation.client_fraction"])
         stop_box = section("Stop early", ["stop.target_accuracy", "stop.patience"])
-        privacy_box = section("Privacy", ["privacy.mechanism", *_PRIVACY_KNOBS, "secure.protocol"])
+        privacy_box = section("Privacy", ["privacy.mechanism", *_PRIVACY_KNOBS, "secure.protocol",
+                                          "secure.threshold"])
         self._partition_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
         self._partition_box.add_class("fedlab-partition")
         self._chart_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
@@ -396,6 +400,7 @@ class Dashboard(BackgroundRun):
         show(c["train.prox_mu"], c["train.algorithm"].value == "fedprox")
         for key in _PRIVACY_KNOBS:
             show(c[key], c["privacy.mechanism"].value != "none")
+        show(c["secure.threshold"], c["secure.protocol"].value == "masking")
 
     def _set_settings_enabled(self, enabled: bool) -> None:
         for w in self.controls.values():

@@ -15,7 +15,8 @@ from labkit import open_notebook, report_failure, run_all_cells, wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # notebook -> the least number of plotly figures a learner must see
-NOTEBOOKS = {"02-non-iid.ipynb": 6, "04-beyond-fedavg.ipynb": 7, "06-privacy-attacks.ipynb": 3}
+NOTEBOOKS = {"02-non-iid.ipynb": 6, "04-beyond-fedavg.ipynb": 7, "06-privacy-attacks.ipynb": 3,
+             "07-secure-aggregation.ipynb": 2}
 
 FIGURES_JS = """
 () => {
