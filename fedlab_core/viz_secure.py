@@ -1,6 +1,7 @@
 """Secure-aggregation figures: what the server sees, and what protection costs.
 
-Pure plotly builders, in the styles of ``fedlab_core.viz``:
+Pure plotly builders, in the styles of ``fedlab_core.viz``; their width
+follows the notebook's (``width=None``), as three panels need the room:
 
 - ``server_view_figure(view)``: one hospital's update, what the server
   received from it (masked: uniform noise on the ring), and the sum the
@@ -28,7 +29,7 @@ _GRID = dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False)
 
 
 def server_view_figure(view, *, title: str | None = None, height: int = 420,
-                       width: int | None = 980) -> go.Figure:
+                       width: int | None = None) -> go.Figure:
     """Three panels: the hospital's update; what the server received; the recovered sum."""
     name = view.names[view.hospital]
     P = len(view.update)
@@ -62,7 +63,7 @@ def server_view_figure(view, *, title: str | None = None, height: int = 420,
 
 
 def cost_figure(table, *, title: str | None = None, height: int = 400,
-                width: int | None = 900) -> go.Figure:
+                width: int | None = None) -> go.Figure:
     """Bytes per hospital (left) and seconds per round (right), one bar per protocol, log scales."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
                         subplot_titles=("bytes sent per hospital", "seconds per round"))
@@ -88,4 +89,8 @@ def cost_figure(table, *, title: str | None = None, height: int = 400,
 
 
 def _seconds(v: float) -> str:
-    return f"{v * 1e3:.2g} ms" if v < 1 else f"{v:.2g} s"
+    """``0.023 ms``, ``53 ms``, ``270 ms``, ``1.9 s``: never scientific notation on a bar."""
+    if v >= 1:
+        return f"{v:.2g} s"
+    ms = v * 1e3
+    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.2g} ms"
