@@ -22,9 +22,9 @@ def _inputs(n, p, *, seed=0, clip=1.0, bits=32):
     return enc, real, enc.encode(real)
 
 
-def _round(x, *, bits=32, threshold, graph="complete", degree=None, seed=b"test", before_masking=(),
-           before_unmasking=()):
-    """Drive the stages by hand; return the server and the clients (for instrumented tests)."""
+def _to_stage_2(x, *, bits=32, threshold, graph="complete", degree=None, seed=b"test",
+                before_masking=()):
+    """Drive stages 0-2 by hand (clients in ``before_masking`` never send their input)."""
     master = byte_source(seed)
     n, p = x.shape
     server = Server(n_params=p, threshold=threshold, bits=bits, graph=graph, degree=degree, rng=master.spawn())
@@ -38,6 +38,14 @@ def _round(x, *, bits=32, threshold, graph="complete", degree=None, seed=b"test"
     for c in clients:
         if c.id not in before_masking:
             server.receive_masked(c.id, c.masked_input(x[c.id], inbox[c.id]))
+    return server, clients
+
+
+def _round(x, *, bits=32, threshold, graph="complete", degree=None, seed=b"test", before_masking=(),
+           before_unmasking=()):
+    """Drive the stages by hand; return the server and the clients (for instrumented tests)."""
+    server, clients = _to_stage_2(x, bits=bits, threshold=threshold, graph=graph, degree=degree,
+                                  seed=seed, before_masking=before_masking)
     requests = server.start_unmasking()
     for u, (alive, gone) in requests.items():
         if u not in before_unmasking:
@@ -170,25 +178,9 @@ def test_server_never_holds_both_secrets_of_a_client(before_masking, before_unma
             assert len(got["s"]) == 0 and len(got["b"]) >= t
 
 
-def _through_stage_2(n, P, *, threshold, seed):
-    """Run stages 0-2 by hand, every client taking part: (encoding, inputs, server, clients)."""
-    enc, _, x = _inputs(n, P)
-    master = byte_source(seed)
-    server = Server(n_params=P, threshold=threshold, rng=master.spawn())
-    clients = [Client(u, rng=master.spawn()) for u in range(n)]
-    for c in clients:
-        server.receive_keys(c.id, c.advertise_keys())
-    rosters = server.broadcast_roster()
-    for c in clients:
-        server.receive_shares(c.id, c.share_keys(rosters[c.id]))
-    inbox = server.forward_shares()
-    for c in clients:
-        server.receive_masked(c.id, c.masked_input(x[c.id], inbox[c.id]))
-    return enc, x, server, clients
-
-
 def test_a_client_refuses_to_reveal_both_secrets():
-    enc, x, server, clients = _through_stage_2(4, 5, threshold=2, seed=b"refuse")
+    enc, _, x = _inputs(4, 5)
+    server, clients = _to_stage_2(x, threshold=2, seed=b"refuse")
     with pytest.raises(ValueError, match=r"client 1 refuses: the server asks for both the share of client 2's "
                                          r"self-mask seed b and the share of its mask key s"):
         clients[1].unmask([0, 1, 2, 3], [2])
@@ -209,7 +201,8 @@ def test_a_client_refuses_to_reveal_both_secrets():
 
 
 def test_a_client_may_withdraw_before_unmasking():
-    enc, x, server, clients = _through_stage_2(5, 6, threshold=3, seed=b"withdraw")
+    enc, _, x = _inputs(5, 6)
+    server, clients = _to_stage_2(x, threshold=3, seed=b"withdraw")
     server.mark_dropped(4)
     for u, (alive, gone) in server.start_unmasking().items():
         server.receive_unmask(u, clients[u].unmask(alive, gone))
