@@ -75,7 +75,8 @@ def check_number(answer: float | None, expected: float, *, tolerance: float, wha
     if abs(answer - expected) <= tolerance:
         print(f"✅ Right: {what} is {expected:.3g} (you said {answer:.3g}).")
         return Verdict(True)
-    print(f"❌ Not quite: you said {answer:.3g} for {what}; look again (within ±{tolerance:g}).")
+    within = "it must be exact" if tolerance == 0 else f"within ±{tolerance:g}"
+    print(f"❌ Not quite: you said {answer:.3g} for {what}; look again ({within}).")
     return Verdict(False)
 
 

@@ -38,3 +38,8 @@ def test_a_verdict_is_a_bool_that_shows_nothing_in_a_notebook(capsys):
     assert isinstance(right, Verdict) and bool(right) and not wrong
     assert repr(right) == "True" and repr(wrong) == "False"
     assert right._ipython_display_() is None   # IPython calls this instead of printing a repr
+
+
+def test_an_exact_answer_is_asked_for_in_words(capsys):
+    assert not check_number(3, 4, tolerance=0, what="the count")
+    assert "look again (it must be exact)" in capsys.readouterr().out
