@@ -112,6 +112,24 @@ def open_notebook(page, lab, notebook: str) -> list:
                       what="an idle kernel with a connection (/api/kernels)")
 
 
+def open_and_run_all(page, lab, notebook: str, t_start: float) -> list[str]:
+    """``open_notebook`` then ``run_all_cells``, noting when each was done; the final prompts."""
+    open_notebook(page, lab, notebook)
+    lab.note(f"kernel ready after {time.monotonic() - t_start:.1f} s")
+    final = run_all_cells(page, lab)
+    lab.note(f"Run All done after {time.monotonic() - t_start:.1f} s; prompts {final}")
+    return final
+
+
+def note_samples(lab, samples: list[tuple[float, int, bool]]) -> list[tuple[float, int, bool]]:
+    """Note the (seconds after Run, points, running) samples where something changed; return them."""
+    compact = [(round(t, 2), n, r) for i, (t, n, r) in enumerate(samples)
+               if i == 0 or (n, r) != samples[i - 1][1:]]
+    lab.note(f"{len(samples)} samples in {samples[-1][0]:.2f} s after Run; "
+             f"changes (s, points, running): {compact}")
+    return compact
+
+
 def run_all_cells(page, lab) -> list[str]:
     """Run All, check it really ran (an early Run All runs nothing), wait until no cell is
     queued or running and the kernel is idle; fail with the stderr outputs if a cell

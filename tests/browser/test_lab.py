@@ -36,8 +36,8 @@ from pathlib import Path
 
 import pytest
 from labkit import (button, count_js, drawn_points, frame_for_screenshot, kernels_idle,
-                    open_notebook, prompts, report_failure, run_all_cells, save_notebook,
-                    wait_until)
+                    note_samples, open_notebook, prompts, report_failure, run_all_cells,
+                    save_notebook, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -157,10 +157,7 @@ def test_learner_runs_the_dashboard_in_jupyterlab(lab, browser_page):
                 break
             time.sleep(POLL_S)
         # the samples where something changed, for the report
-        compact = [(round(t, 2), n, r) for i, (t, n, r) in enumerate(samples)
-                   if i == 0 or (n, r) != samples[i - 1][1:]]
-        lab.note(f"{len(samples)} samples in {samples[-1][0]:.2f} s after Run; "
-                 f"changes (s, points, running): {compact}")
+        compact = note_samples(lab, samples)
         assert not is_running(dash), f"the run did not end within 60 s: {compact}"
         live = [n for _, n, r in samples if r and n > 0]   # counts seen while it ran
         assert len(set(live)) >= 2, (

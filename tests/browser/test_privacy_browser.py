@@ -34,8 +34,8 @@ from pathlib import Path
 
 import pytest
 from labkit import (button, count_js, drawn_points, error_outputs, failure_report,
-                    frame_for_screenshot, kernels_idle, open_notebook, plotly_figures,
-                    run_all_cells, save_notebook, union_clip, wait_until)
+                    frame_for_screenshot, kernels_idle, open_and_run_all, plotly_figures,
+                    save_notebook, union_clip, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -137,10 +137,7 @@ def test_learner_watches_the_privacy_meter_in_jupyterlab(lab, browser_page):
 
 def _learner_spends_epsilon(lab, page, t_start: float) -> None:
     # 1. open, wait for a kernel that is really there, Run All, no error ---------------
-    open_notebook(page, lab, NOTEBOOK)
-    lab.note(f"kernel ready after {time.monotonic() - t_start:.1f} s")
-    final = run_all_cells(page, lab)
-    lab.note(f"Run All done after {time.monotonic() - t_start:.1f} s; prompts {final}")
+    open_and_run_all(page, lab, NOTEBOOK, t_start)
     errors = error_outputs(page)
     assert not errors, f"{NOTEBOOK} shows errors:\n" + "\n----\n".join(t[-1500:] for t in errors)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from labkit import (button, count_js, drawn_points, failure_report, frame_for_screenshot,
-                    open_notebook, run_all_cells, save_notebook, wait_until)
+                    note_samples, open_and_run_all, save_notebook, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -60,10 +60,7 @@ def test_learner_races_the_aggregators_in_jupyterlab(lab, browser_page):
 
 def _learner_races(lab, page, t_start: float) -> None:
     # 1. open, wait for a kernel that is really there, Run All ---------------------
-    open_notebook(page, lab, NOTEBOOK)
-    lab.note(f"kernel ready after {time.monotonic() - t_start:.1f} s")
-    final = run_all_cells(page, lab)
-    lab.note(f"Run All done after {time.monotonic() - t_start:.1f} s; prompts {final}")
+    open_and_run_all(page, lab, NOTEBOOK, t_start)
 
     # 2. the race: 40 rounds, Run, watch it grow -------------------------------------
     race = page.locator(".jp-OutputArea-output .fedlab-race").first
@@ -91,10 +88,7 @@ def _learner_races(lab, page, t_start: float) -> None:
         if not st["running"] and st["calc"] > 0 and st["status"].startswith("done"):
             break
         time.sleep(POLL_S)
-    compact = [(round(t, 2), n, r) for i, (t, n, r) in enumerate(samples)
-               if i == 0 or (n, r) != samples[i - 1][1:]]
-    lab.note(f"{len(samples)} samples in {samples[-1][0]:.2f} s after Run; "
-             f"changes (s, points, running): {compact}")
+    compact = note_samples(lab, samples)
     live = [n for _, n, r in samples if r and n > 0]
     assert len(set(live)) >= 2, f"the race did not visibly grow while it ran: {compact}"
     assert all(a <= b for a, b in zip(live, live[1:])), f"the point count went down: {compact}"
