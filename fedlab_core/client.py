@@ -22,6 +22,9 @@ import torch
 
 from fedlab_core.models import Model
 
+# batch norm's running-average rate (PyTorch's default), for models with ``state``
+BN_MOMENTUM = 0.1
+
 Tensor = torch.Tensor
 
 
@@ -67,6 +70,7 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
                 epochs: int, lr: float, batch_size: int = 0,
                 generator: torch.Generator | None = None,
                 prox_mu: float = 0.0, anchor: Tensor | None = None,
+                implicit_prox: bool = False,
                 correction: Tensor | None = None,
                 max_steps: Tensor | None = None) -> LocalResult:
     """Run ``epochs`` of local SGD on every client.
@@ -77,6 +81,12 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
     control-variate ``correction`` ``c - c_k`` (Karimireddy et al., ICML 2020).
     ``max_steps[k]`` stops client k early (a straggler).
 
+    With ``implicit_prox`` the proximal term is taken as its exact proximal
+    step instead, ``theta_k <- (theta_k - lr * grad_k + lr * mu * anchor) / (1 + lr * mu)``:
+    the same first-order step for small ``lr * mu``, but stable for any ``mu``,
+    so ``mu -> inf`` lands on the anchor (Ditto's personal models, where
+    lambda ranges from 0, local training, to very large, the global model).
+
     Parameters
     ----------
     model : the model family (``fedlab_core.models``).
@@ -86,6 +96,7 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
     batch_size : 0 for full batch, else the minibatch size.
     generator : the torch RNG for minibatch shuffling (unused for full batch).
     prox_mu, anchor : the FedProx term and its centre (the round's global model).
+    implicit_prox : take the proximal term as an exact proximal step (Ditto).
     correction : ``(K, P)`` added to every gradient (SCAFFOLD).
     max_steps : ``(K,)`` the most steps each client takes (default: all of them).
 
@@ -115,13 +126,27 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
     loss_steps = torch.zeros_like(loss_sum)
     taken = torch.zeros(K, dtype=torch.long, device=thetas.device)
 
+    # batch norm's running statistics (``model.state``) are moved by the batch's
+    # own statistics, not by the gradient step (fedlab_core.cnn)
+    state = model.state
+    batch_state = (torch.empty(K, state.stop - state.start, dtype=thetas.dtype, device=thetas.device)
+                   if state is not None else None)
+    extra = {} if state is None else {"state_out": batch_state}
+
     def sgd_step(grad: Tensor, active: Tensor) -> None:
         # active: (K, 1), 1 where the client takes this step, 0 where it stands still
-        if prox_mu > 0:
-            grad = grad + prox_mu * (thetas - anchor)
+        running = None if state is None else thetas[:, state].clone()
         if correction is not None:
             grad = grad + correction
-        thetas.sub_(grad * active, alpha=lr)
+        if prox_mu > 0 and implicit_prox:
+            pulled = (thetas - lr * grad + (lr * prox_mu) * anchor) / (1 + lr * prox_mu)
+            thetas.add_((pulled - thetas) * active)
+        else:
+            if prox_mu > 0:
+                grad = grad + prox_mu * (thetas - anchor)
+            thetas.sub_(grad * active, alpha=lr)
+        if state is not None:
+            thetas[:, state] = running + BN_MOMENTUM * active * (batch_state - running)
 
     def allowed(step: int) -> Tensor | None:
         return None if max_steps is None else (step < max_steps).to(X.dtype).unsqueeze(1)
@@ -130,9 +155,9 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
         weight = mask.to(X.dtype) / n.clamp(min=1).unsqueeze(1).to(X.dtype)
         ones = torch.ones(K, 1, dtype=X.dtype, device=X.device)
         for epoch in range(epochs):
-            loss, grad = model.loss_and_grad(thetas, X, y, weight, with_loss=epoch == 0)
+            loss, grad = model.loss_and_grad(thetas, X, y, weight, with_loss=epoch == 0, **extra)
             active = allowed(epoch)
-            if active is None and prox_mu == 0 and correction is None:
+            if active is None and prox_mu == 0 and correction is None and state is None:
                 thetas.sub_(grad, alpha=lr)   # the plain FedAvg hot path: one fused update
                 active = ones
             else:
@@ -166,7 +191,7 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
         y_shuffled = y_rows.index_select(0, flat).view(K, n_max)
         for rows, weight, has_rows in batches:
             loss, grad = model.loss_and_grad(thetas, X_shuffled[:, rows], y_shuffled[:, rows], weight,
-                                             with_loss=epoch == 0)
+                                             with_loss=epoch == 0, **extra)
             # used-up clients (and stragglers past their budget) stand still
             active = has_rows
             if max_steps is not None:

@@ -37,6 +37,8 @@ class RoundRecord:
     global_clients: list[Metrics]
     local_clients: list[Metrics | None]
     local_only_clients: list[Metrics] | None = None
+    # each hospital's personalised model on its own test set (personal.method != 'none')
+    personal_clients: list[Metrics] | None = None
     local_only_pooled: list[Metrics] | None = None
     central_pooled: Metrics | None = None
     train_loss: float = math.nan
@@ -72,6 +74,7 @@ class History:
     stop_reason: str | None = None
     malicious: list[int] = field(default_factory=list)   # attacking clients, for the whole run
     privacy: dict[str, Any] | None = None   # the privacy plan: mechanism, unit, noise, δ, rates
+    client_test_sizes: list[int] = field(default_factory=list)   # test patients per hospital
 
     def __len__(self) -> int:
         return len(self.records)
@@ -163,7 +166,7 @@ class History:
         return {"format": "fedlab-history/1", "config": self.config,
                 "client_names": list(self.client_names),
                 "stop_reason": self.stop_reason, "malicious": list(self.malicious),
-                "privacy": self.privacy,
+                "privacy": self.privacy, "client_test_sizes": list(self.client_test_sizes),
                 "records": [r.to_dict() for r in self.records]}
 
     def save(self, path: str | Path) -> Path:
@@ -181,7 +184,8 @@ class History:
         records = [RoundRecord(**_none_to_nan(r)) for r in d["records"]]
         return cls(config=d["config"], client_names=list(d["client_names"]),
                    records=records, stop_reason=d.get("stop_reason"),
-                   malicious=list(d.get("malicious", [])), privacy=d.get("privacy"))
+                   malicious=list(d.get("malicious", [])), privacy=d.get("privacy"),
+                   client_test_sizes=list(d.get("client_test_sizes", [])))
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
@@ -200,11 +204,15 @@ def _pick(r: RoundRecord, model: str, client: int | None) -> Metrics | None:
         return r.central_pooled
     if model == "local":
         return None if client is None else r.local_clients[client]
+    if model == "personal":
+        if r.personal_clients is None:
+            return None
+        return r.personal_clients[client] if client is not None else None
     if model == "local_only":
         if r.local_only_clients is None:
             return None
         return r.local_only_clients[client] if client is not None else None
-    raise ValueError(f"model = {model!r} is not allowed: choose global, local, local_only or central")
+    raise ValueError(f"model = {model!r} is not allowed: choose global, local, local_only, personal or central")
 
 
 def _nan_to_none(x):
@@ -226,7 +234,7 @@ def _none_to_nan(r: dict[str, Any]) -> dict[str, Any]:
     r["global_pooled"] = metrics(r["global_pooled"])
     r["global_clients"] = [metrics(m) for m in r["global_clients"]]
     r["local_clients"] = [metrics(m) for m in r["local_clients"]]
-    for key in ("local_only_clients", "local_only_pooled"):
+    for key in ("local_only_clients", "local_only_pooled", "personal_clients"):
         if r.get(key) is not None:
             r[key] = [metrics(m) for m in r[key]]
     r["central_pooled"] = metrics(r.get("central_pooled"))

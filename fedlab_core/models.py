@@ -71,6 +71,14 @@ class Model:
     loss_and_grad: Callable[..., tuple[Tensor | None, Tensor]]
     per_example_grads: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
     per_example_grad_norms: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+    # which entries of theta are what, for personalisation (``fedlab_core.personalise``):
+    # ``head`` the output layer (FedPer keeps it at home), ``norm`` batch norm's
+    # gamma, beta and running statistics (FedBN keeps them at home); bool (P,)
+    head: Tensor | None = None
+    norm: Tensor | None = None
+    # entries moved by local training without a gradient (batch norm's running
+    # statistics): ``loss_and_grad(..., state_out=)`` writes the batch's values
+    state: slice | None = None
 
 
 def _per_example_grads_by_vmap(apply: Callable[[Tensor, Tensor], Tensor]):
@@ -177,14 +185,25 @@ def _mlp(n_features: int, hidden: int) -> Model:
         theta = torch.cat([uniform(d * h, d), uniform(h, d), uniform(h, h), uniform(1, h)])
         return theta.to(dtype)
 
+    head = torch.zeros(sum(sizes), dtype=torch.bool)
+    head[offsets[2]:] = True
     return Model("mlp", d, sum(sizes), apply, init, loss_and_grad, _per_example_grads_by_vmap(apply),
-                 per_example_grad_norms)
+                 per_example_grad_norms, head=head)
 
 
-def make_model(name: str, *, n_features: int, hidden: int = 16) -> Model:
-    """Build a model family by name: ``logreg`` or ``mlp``."""
+def make_model(name: str, *, n_features: int, hidden: int = 16, channels: int = 8) -> Model:
+    """Build a model family by name: ``logreg``, ``mlp`` or ``cnn`` (square greyscale
+    images flattened to ``n_features`` pixels; ``fedlab_core.cnn``)."""
     if name == "logreg":
         return _logreg(n_features)
     if name == "mlp":
         return _mlp(n_features, hidden)
-    raise ValueError(f"model.name = {name!r} is not allowed: choose one of logreg, mlp")
+    if name == "cnn":
+        side = math.isqrt(n_features)
+        if side * side != n_features:
+            raise ValueError(f"model.name = 'cnn' is not allowed for {n_features} features: the CNN "
+                             "reads square images (e.g. data.dataset = 'scans'); use logreg or mlp")
+        from fedlab_core.cnn import cnn
+
+        return cnn(image_size=side, channels=channels)
+    raise ValueError(f"model.name = {name!r} is not allowed: choose one of logreg, mlp, cnn")

@@ -35,6 +35,7 @@ from fedlab_core.hierarchy import assign_regions, hierarchical
 from fedlab_core.history import History, RoundRecord
 from fedlab_core.metrics import client_metrics, pooled_metrics
 from fedlab_core.models import make_model
+from fedlab_core import personalise
 from fedlab_core.participation import drop_out, sample_fixed, sample_poisson, straggler_budget
 from fedlab_core.privacy.dpsgd import dp_local_train, dp_steps
 from fedlab_core.privacy.mechanisms import adaptive_clip, dp_fedavg, local_dp
@@ -99,13 +100,13 @@ class Simulation:
         # (spawn(n) keeps the first children the same as n grows: adding a stream
         # leaves earlier runs' numbers unchanged)
         (data_ss, init_ss, sample_ss, batch_ss, base_ss, fail_ss, attack_ss,
-         compress_ss, privacy_ss, secure_ss) = np.random.SeedSequence(config.seed).spawn(10)
+         compress_ss, privacy_ss, secure_ss, personal_ss) = np.random.SeedSequence(config.seed).spawn(11)
         self.dataset = dataset if dataset is not None else load_dataset(
             config.data, seed=int(data_ss.generate_state(1)[0]))
         dtype = getattr(torch, config.dtype)
         self.federation = Federation.from_dataset(self.dataset, dtype=dtype, device=_device(config.device))
         self.model = make_model(config.model.name, n_features=self.federation.n_features,
-                                hidden=config.model.hidden)
+                                hidden=config.model.hidden, channels=config.model.channels)
         self.aggregator = get_aggregator(config.federation.aggregator)
         self.aggregator_kwargs = aggregator_kwargs(config.federation.aggregator, config.federation)
         self.server_opt = make_server_optimizer(config.federation)
@@ -158,6 +159,13 @@ class Simulation:
             self.local_only_thetas = self.theta.expand(K, -1).clone()
             self.central_theta = self.theta.unsqueeze(0).clone()
 
+        # personalisation: the hospitals' own models (FedPer/FedBN: only their kept
+        # entries matter; Ditto: whole models), fedlab_core.personalise
+        self.keep = personalise.kept_at_home(self.model, config.personal.method)
+        self.personal = (self.theta.expand(K, -1).clone()
+                         if config.personal.method in ("fedper", "fedbn", "ditto") else None)
+        self._personal_gen = _torch_generator(personal_ss)
+
         self.privacy = None
         if config.privacy.mechanism != "none":
             from fedlab_core.privacy.budget import plan_privacy
@@ -166,7 +174,8 @@ class Simulation:
 
         self.history = History(config=config.to_dict(), client_names=list(self.federation.client_names),
                                malicious=torch.nonzero(self.malicious).flatten().tolist(),
-                               privacy=None if self.privacy is None else self.privacy.summary())
+                               privacy=None if self.privacy is None else self.privacy.summary(),
+                               client_test_sizes=self.federation.n_test.tolist())
         self.done = False
         self._stop_requested = threading.Event()
 
@@ -230,9 +239,12 @@ class Simulation:
             self._account(arrived, record)
 
         # 2. evaluate the new global model on every client's test set
-        global_logits = model.apply(self.theta.expand(K, -1), fed.X_test)
+        global_logits = model.apply(self.global_model().expand(K, -1), fed.X_test)
         record.global_pooled = pooled_metrics(global_logits, fed.y_test, fed.n_test)
         record.global_clients = client_metrics(global_logits, fed.y_test, fed.n_test)
+        if self.config.personal.method != "none":
+            record.personal_clients = client_metrics(model.apply(self.personal_models(), fed.X_test),
+                                                     fed.y_test, fed.n_test)
         if self.config.baselines:
             self._baselines_step(record)
         record.seconds = time.perf_counter() - start
@@ -266,19 +278,30 @@ class Simulation:
                                         work=fc.straggler_work, rng=self._fail_rng)
         record.stragglers = arrived[slow].tolist()
         extra = {"max_steps": torch.as_tensor(budget, device=steps.device)} if slow.any() else {}
+        # FedPer/FedBN: each hospital starts from the global model with its own kept entries
+        start = (self.theta.expand(m, -1) if self.keep is None
+                 else personalise.combine(self.theta, self.personal[index], self.keep))
         if tc.algorithm == "fedprox":
-            extra.update(prox_mu=tc.prox_mu, anchor=self.theta)
+            extra.update(prox_mu=tc.prox_mu, anchor=start)
         if tc.algorithm == "scaffold":
             extra["correction"] = self.control - self.client_controls[index]
         if dpsgd:
-            local = dp_local_train(self.model, self.theta.expand(m, -1), train_fed.X_train,
+            local = dp_local_train(self.model, start, train_fed.X_train,
                                    train_fed.y_train, train_fed.n_train, epochs=tc.local_epochs,
                                    lr=tc.lr, batch_size=tc.batch_size, clip=self.privacy.clip,
                                    noise_multiplier=self.privacy.noise_multiplier,
                                    generator=self._privacy_gen, **extra)
             self._dp_steps_taken = local.steps.cpu().numpy()
         else:
-            local = self._train(self.theta.expand(m, -1), train_fed, self._batch_gen, **extra)
+            local = self._train(start, train_fed, self._batch_gen, **extra)
+        if self.config.personal.method == "ditto":
+            # Ditto's personal models: the same local epochs on f_k(v) + λ/2 ||v - w||²
+            self.personal[index] = personalise.ditto(
+                self.model, self.personal[index], self.theta, train_fed.X_train, train_fed.y_train,
+                train_fed.n_train, lam=self.config.personal.ditto_lambda, epochs=tc.local_epochs,
+                lr=tc.lr, batch_size=tc.batch_size, generator=self._personal_gen)
+        elif self.keep is not None:
+            self.personal[index] = local.thetas
 
         # what each client's own model scores on its own (honest) test set
         test_fed = self.federation if m == K else self.federation.subset(index)
@@ -292,7 +315,9 @@ class Simulation:
         if tc.algorithm == "scaffold":
             self._update_controls(index, local)
 
-        deltas = local.thetas - self.theta
+        deltas = local.thetas - start
+        if self.keep is not None:   # the kept entries never leave the hospital
+            deltas = deltas.masked_fill(self.keep.to(deltas.device), 0.0)
         malicious = self.malicious[index]
         if cfg.attack.name not in ("none", "label_flip") and malicious.any():
             from fedlab_core import attacks
@@ -338,6 +363,29 @@ class Simulation:
             return
         self.theta, self.server_state = self.server_opt.step(self.theta, scale * aggregate,
                                                              self.server_state)
+
+    def global_model(self) -> Tensor:
+        """The model evaluated as "global": the server's, or under FedPer/FedBN the one a
+        new hospital would start from (``personalise.newcomer``)."""
+        if self.keep is None:
+            return self.theta
+        return personalise.newcomer(self.theta, self.personal, self.keep,
+                                    self.federation.n_train.to(self.theta.dtype))
+
+    def personal_models(self) -> Tensor:
+        """Each hospital's own model ``(K, P)`` under ``personal.method``."""
+        method, tc = self.config.personal.method, self.config.train
+        if method == "finetune":
+            fed = self._train_federation
+            return personalise.fine_tune(self.model, self.theta, fed.X_train, fed.y_train,
+                                         fed.n_train, epochs=self.config.personal.finetune_epochs,
+                                         lr=tc.lr, batch_size=tc.batch_size,
+                                         generator=self._personal_gen)
+        if method == "ditto":
+            return self.personal
+        if method in ("fedper", "fedbn"):
+            return personalise.combine(self.theta, self.personal, self.keep)
+        raise ValueError("personal.method = 'none': this run keeps no personal models")
 
     def _central_dp_step(self, deltas: Tensor, record: RoundRecord) -> None:
         """DP-FedAvg at the server: the clipped, noised mean, then (adaptive) a new clip norm."""
