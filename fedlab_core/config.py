@@ -25,9 +25,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-DATASETS = ("synthetic", "breast_cancer", "heart")
+DATASETS = ("synthetic", "breast_cancer", "heart", "scans")
 PARTITIONS = ("natural", "iid", "dirichlet", "quantity", "pathological")
-MODELS = ("logreg", "mlp")
+MODELS = ("logreg", "mlp", "cnn")
+# fedlab_core.personalise: what each hospital keeps for itself
+PERSONALISATION = ("none", "finetune", "fedper", "fedbn", "ditto")
 HEART_PREPROCESSING = ("flamby",)
 # fedlab_core.server_opt.SERVER_OPTIMIZERS holds the functions (a test keeps the two in step)
 SERVER_OPTIMIZERS = ("sgd", "momentum", "adam", "yogi", "adagrad")
@@ -84,8 +86,10 @@ class DataConfig:
     """Which patients, and how they are split across hospitals.
 
     ``partition='natural'`` keeps the dataset's own hospitals (the synthetic
-    cohort's hospital profiles, the four real heart-disease sites); the other
-    partitions pool the rows and re-split them.
+    cohort's hospital profiles, the four real heart-disease sites, the scan
+    hospitals' scanners); the other partitions pool the rows and re-split them.
+    The ``scans`` dataset reads ``n_samples``, ``label_shift``, ``size_skew``,
+    ``scanner_shift`` and ``image_size`` (``datasets/synthetic-scans.md``).
     """
 
     dataset: str = "synthetic"
@@ -104,6 +108,9 @@ class DataConfig:
     measurement_bias: float = 0.0
     label_noise: float = 0.0
     missing_rate: float = 0.0
+    # synthetic scans knobs (see datasets/synthetic-scans.md)
+    scanner_shift: float = 0.5         # 0 = identical scanners, 1 = strongly different
+    image_size: int = 32               # pixels a side; features = image_size²
     # real heart data
     heart_dir: str | None = None
     heart_preprocessing: str = "flamby"
@@ -121,27 +128,34 @@ class DataConfig:
             _check_real(f"data.{knob}", getattr(self, knob), lo=0, hi=1)
         _check_real("data.label_noise", self.label_noise, lo=0, hi=0.5)
         _check_real("data.missing_rate", self.missing_rate, lo=0, hi=0.9)
+        _check_real("data.scanner_shift", self.scanner_shift, lo=0, hi=1)
+        # 64² = 4096 features is as far as a classroom laptop stays interactive
+        _check_int("data.image_size", self.image_size, 8, 64)
         if self.heart_dir is not None and not isinstance(self.heart_dir, str):
             _fail("data.heart_dir", self.heart_dir, "must be a folder path or empty")
         _check_choice("data.heart_preprocessing", self.heart_preprocessing, HEART_PREPROCESSING)
         if self.dataset == "heart" and self.partition == "natural" and self.n_clients != 4:
             _fail("data.n_clients", self.n_clients,
                   "the heart data has exactly 4 natural hospitals; use 4, or another partition")
-        if self.n_samples < self.n_clients and self.dataset == "synthetic":
+        if self.n_samples < self.n_clients and self.dataset in ("synthetic", "scans"):
             _fail("data.n_samples", self.n_samples,
                   f"must be at least data.n_clients = {self.n_clients} (one patient per hospital)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The model every hospital trains: logistic regression or a one-hidden-layer MLP."""
+    """The model every hospital trains: logistic regression, a one-hidden-layer MLP
+    (``hidden`` units), or a small CNN with batch norm for images (``channels``
+    filters in its first layer, ``fedlab_core.cnn``)."""
 
     name: str = "logreg"
     hidden: int = 16
+    channels: int = 8
 
     def __post_init__(self) -> None:
         _check_choice("model.name", self.name, MODELS)
         _check_int("model.hidden", self.hidden, 1, 4096)
+        _check_int("model.channels", self.channels, 1, 256)
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,27 @@ class TrainConfig:
             _fail("train.prox_mu", self.prox_mu,
                   f"with train.lr = {self.lr:g}, FedProx diverges unless lr * mu < 2 "
                   f"(mu < {2 / self.lr:g})")
+
+
+@dataclass(frozen=True)
+class PersonalConfig:
+    """What each hospital keeps for itself (``fedlab_core.personalise``).
+
+    ``finetune``: the global model, fine-tuned on the hospital's own rows for
+    ``finetune_epochs``; ``fedper``: a personal output layer (Arivazhagan et
+    al. 2019); ``fedbn``: personal batch-norm layers (Li et al., ICLR 2021);
+    ``ditto``: a personal model pulled towards the global one with strength
+    ``ditto_lambda`` (Li et al., ICML 2021; 0 = purely local, large = global).
+    """
+
+    method: str = "none"
+    finetune_epochs: int = 1
+    ditto_lambda: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_choice("personal.method", self.method, PERSONALISATION)
+        _check_int("personal.finetune_epochs", self.finetune_epochs, 1, 1000)
+        _check_real("personal.ditto_lambda", self.ditto_lambda, lo=0)
 
 
 @dataclass(frozen=True)
@@ -407,6 +442,7 @@ class ExperimentConfig:
     attack: AttackConfig = field(default_factory=AttackConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     secure: SecureConfig = field(default_factory=SecureConfig)
+    personal: PersonalConfig = field(default_factory=PersonalConfig)
     seed: int = 0
     baselines: bool = True
     dtype: str = "float32"
@@ -430,6 +466,27 @@ class ExperimentConfig:
                   f"must be at most data.n_clients = {self.data.n_clients} (0 = no regions)")
         self._check_privacy()
         self._check_secure()
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """The model must fit the data, and the personalisation the model."""
+        name, method = self.model.name, self.personal.method
+        if name == "cnn" and self.data.dataset != "scans":
+            _fail("model.name", name, f"reads images, and data.dataset = {self.data.dataset!r} is a "
+                  "table of features: use data.dataset = 'scans', or logreg / mlp")
+        if name == "cnn" and self.privacy.mechanism == "dpsgd":
+            _fail("privacy.mechanism", "dpsgd", "cannot train the CNN: batch norm mixes the patients of "
+                  "a batch, so one patient's gradient cannot be clipped on its own (Opacus refuses "
+                  "batch norm too); use central or local DP, or model.name = 'mlp'")
+        if method == "fedper" and name == "logreg":
+            _fail("personal.method", method, "needs a model with a body and a head: logistic "
+                  "regression is all head (FedPer would be local-only training); use mlp or cnn")
+        if method == "fedbn" and name != "cnn":
+            _fail("personal.method", method, f"keeps batch-norm layers local, and model.name = {name!r} "
+                  "has none: use model.name = 'cnn'")
+        if method in ("fedper", "fedbn") and self.train.algorithm in ("scaffold", "fednova"):
+            _fail("train.algorithm", self.train.algorithm, f"cannot run with personal.method = "
+                  f"{method!r}: it corrects or rescales the whole model, part of which stays at home")
 
     def _check_secure(self) -> None:
         """Secure aggregation hides single updates: rules that need to see them are refused."""
@@ -552,6 +609,7 @@ _SECTIONS = {
     "attack": AttackConfig,
     "privacy": PrivacyConfig,
     "secure": SecureConfig,
+    "personal": PersonalConfig,
 }
 
 

@@ -17,7 +17,7 @@ def reference_net(theta: torch.Tensor) -> nn.Sequential:
     net = nn.Sequential(
         nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(c, 2 * c, 3, padding=1, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU(),
-        nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * c, 1),
+        nn.MaxPool2d(2), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(2 * c, 1),
     ).double()
     conv1, bn1, conv2, bn2, fc = net[0], net[1], net[4], net[5], net[10]
     pieces = [conv1.weight, bn1.weight, bn1.bias, conv2.weight, bn2.weight, bn2.bias,

@@ -24,8 +24,14 @@ BAD = [
     ("data.label_noise", 0.6, "\\[0, 0.5\\]"),
     ("data.missing_rate", 0.95, "\\[0, 0.9\\]"),
     ("data.heart_preprocessing", "raw", "flamby"),
-    ("model.name", "resnet", "logreg, mlp"),
+    ("model.name", "resnet", "logreg, mlp, cnn"),
     ("model.hidden", 0, "integer in"),
+    ("model.channels", 0, "integer in"),
+    ("data.scanner_shift", 1.5, "\\[0, 1\\]"),
+    ("data.image_size", 4, "integer in \\[8, 64\\]"),
+    ("personal.method", "maml", "finetune, fedper, fedbn, ditto"),
+    ("personal.finetune_epochs", 0, "integer in"),
+    ("personal.ditto_lambda", -1.0, "≥ 0"),
     ("train.local_epochs", 0, "integer in"),
     ("train.lr", 0, "> 0"),
     ("train.lr", -0.1, "> 0"),
@@ -168,3 +174,18 @@ def test_parse_value():
     assert parse_value("3") == 3 and parse_value("0.5") == 0.5
     assert parse_value("false") is False and parse_value("mlp") == "mlp"
     assert parse_value('"a b"') == "a b"
+
+
+@pytest.mark.parametrize("overrides,key,reason", [
+    ({"model.name": "cnn"}, "model.name", "reads images"),
+    ({"data.dataset": "scans", "model.name": "cnn", "privacy.mechanism": "dpsgd"},
+     "privacy.mechanism", "batch norm mixes"),
+    ({"personal.method": "fedper"}, "personal.method", "all head"),
+    ({"personal.method": "fedbn", "model.name": "mlp"}, "personal.method", "has none"),
+    ({"personal.method": "fedper", "model.name": "mlp", "train.algorithm": "scaffold"},
+     "train.algorithm", "stays at home"),
+])
+def test_model_and_personalisation_mismatches_are_refused_with_the_reason(overrides, key, reason):
+    with pytest.raises(ValueError, match=reason) as err:
+        ExperimentConfig().with_overrides(overrides)
+    assert str(err.value).startswith(f"{key} = ")

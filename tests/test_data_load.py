@@ -30,7 +30,7 @@ def check_contract(ds: FederatedDataset, n_total: int | None = None):
 
 
 def test_dataset_info_covers_every_dataset():
-    assert set(DATASET_INFO) == {"synthetic", "breast_cancer", "heart"}
+    assert set(DATASET_INFO) == {"synthetic", "breast_cancer", "heart", "scans"}
 
 
 @pytest.mark.parametrize("partition", ["natural"] + PARTITIONS)

@@ -1,13 +1,16 @@
 """Datasets split across hospitals: one entry point, :func:`load_dataset`.
 
-Three datasets (``config.dataset``):
+Four datasets (``config.dataset``):
 
 - ``synthetic`` — a generated cardiovascular cohort whose hospitals differ by
   six documented knobs (``datasets/synthetic-cardiovascular.md``);
 - ``breast_cancer`` — Breast Cancer Wisconsin (Diagnostic), bundled with
   scikit-learn, no hospitals of its own (``datasets/breast-cancer-wisconsin.md``);
 - ``heart`` — UCI Heart Disease, four real hospitals, downloaded on first use
-  (``datasets/uci-heart-disease.md``).
+  (``datasets/uci-heart-disease.md``);
+- ``scans`` — generated greyscale scans (flattened pixels, label = a lesion is
+  present) from hospitals whose scanners differ (``datasets/synthetic-scans.md``);
+  :func:`as_images` turns rows back into images for plotting.
 
 ``partition = 'natural'`` keeps a dataset's own hospitals; ``iid``,
 ``dirichlet``, ``quantity`` and ``pathological`` pool the rows and re-split
@@ -31,10 +34,11 @@ import numpy as np
 from fedlab_core import partition as _partition
 from fedlab_core.config import DataConfig
 from fedlab_core.data.base import ClientData, FederatedDataset
+from fedlab_core.data.scans import as_images, make_scan_hospitals, pixel_names
 from fedlab_core.data.synthetic import hospital_names, make_cohort, standardize
 
 __all__ = ["load_dataset", "stratified_split", "DATASET_INFO", "STANDARDISATION",
-           "ClientData", "FederatedDataset", "hospital_names"]
+           "ClientData", "FederatedDataset", "hospital_names", "as_images"]
 
 DATASET_INFO = {
     "synthetic": ("Synthetic cardiovascular cohort: 9 clinical features (age, sex, BMI, blood "
@@ -47,6 +51,10 @@ DATASET_INFO = {
     "heart": ("UCI Heart Disease (Janosi et al. 1988), 4 real hospitals (Cleveland, Hungary, "
               "Switzerland, Long Beach VA), FLamby preprocessing: 13 features, 740 patients; "
               "label 1 = angiographic heart disease."),
+    "scans": ("Synthetic greyscale scans: an organ with textured tissue and vessels, label 1 = "
+              "a small bright lesion is present; features = the image's pixels, row by row "
+              "(as_images gives the images back). Hospitals differ by their scanners "
+              "(brightness, contrast, noise, blur, resolution)."),
 }
 
 STANDARDISATION = {
@@ -54,6 +62,9 @@ STANDARDISATION = {
     "breast_cancer": "pooled training mean/sd over all hospitals",
     "heart": ("each hospital with its own training mean/sd (FLamby protocol) for the natural "
               "hospitals; pooled training mean/sd when the rows are re-split"),
+    # a scanner's offset and gain are the heterogeneity being taught: rescaling
+    # the pixels would hide part of it, and [0, 1] is already a sane scale
+    "scans": "none: pixels stay in [0, 1], as each hospital's scanner recorded them",
 }
 
 
@@ -161,6 +172,13 @@ def load_dataset(config: DataConfig, *, seed: int) -> FederatedDataset:
         # happen before the split; missing lab values become the reference mean (0)
         groups = [(standardize(X), y) for X, y in zip(cohort.X, cohort.y)]
         site_names, features = cohort.names, cohort.feature_names
+    elif config.dataset == "scans":
+        scans = make_scan_hospitals(config.n_samples, config.n_clients, rng=gen_rng,
+                                    scanner_shift=config.scanner_shift,
+                                    label_shift=config.label_shift, size_skew=config.size_skew,
+                                    image_size=config.image_size)
+        groups = list(zip(scans.X, scans.y))
+        site_names, features = scans.names, pixel_names(config.image_size)
     elif config.dataset == "breast_cancer":
         from fedlab_core.data.breast_cancer import load_breast_cancer_arrays
 
