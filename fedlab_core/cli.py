@@ -2,11 +2,16 @@
 
     fedlab config > my.toml                   # the default config, every knob
     fedlab run --config my.toml --set federation.rounds=50 --out runs/demo
+    fedlab benchmark heart --seeds 5 --out results/heart   # FLamby Fed-Heart-Disease
 
 ``run`` prints a per-round table (with a progress bar on a terminal) and, with
 ``--out``, writes ``history.json`` (which carries the config), ``config.toml``
 and ``curves.html`` (an interactive plotly figure, when plotly is installed).
 Ctrl-C stops after the current round and still writes what was done.
+
+``benchmark heart`` reproduces FLamby's Fed-Heart-Disease benchmark
+(``fedlab_core.flamby_heart``), prints its Markdown table and writes
+``heart_benchmark.csv`` and ``heart_benchmark.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -136,6 +141,56 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_option(option: str, value, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise ValueError(f"{option} {value} is not allowed: must be an integer in [{lo}, {hi}]")
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    import time
+
+    from fedlab_core.data.heart import FILES
+    from fedlab_core.flamby_heart import MAX_SEEDS, heart_benchmark
+
+    _check_option("--seeds", args.seeds, 1, MAX_SEEDS)
+    if args.rounds is not None:
+        _check_option("--rounds", args.rounds, 1, 10_000)
+    if args.heart_dir is not None:
+        folder = Path(args.heart_dir).expanduser()
+        missing = [name for name in FILES if not (folder / name).is_file()]
+        if missing:
+            raise ValueError(f"--heart-dir {args.heart_dir!r} is not allowed: "
+                             f"the folder lacks {', '.join(missing)}")
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.seeds, unit="seed", leave=False)
+
+    def progress(done: int, total: int, label: str) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.set_description(label)
+            bar.update(1)
+
+    start = time.perf_counter()
+    table = heart_benchmark(seeds=args.seeds, heart_dir=args.heart_dir, rounds=args.rounds,
+                            progress=progress)
+    seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "heart_benchmark.csv")
+    markdown = table.to_markdown()
+    (out / "heart_benchmark.md").write_text(markdown + "\n")
+    print(markdown)
+    n = len(table.seeds)
+    print(f"\n{n} seed{'' if n == 1 else 's'} in {seconds:.1f} s; "
+          f"wrote heart_benchmark.csv and heart_benchmark.md to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedlab", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.choices["run"]
     run.add_argument("--out", "-o", help="folder for history.json, config.toml and curves.html")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-round table")
+
+    bench = sub.add_parser("benchmark", help="reproduce a published benchmark (heart: FLamby "
+                           "Fed-Heart-Disease) and write its table as CSV and Markdown")
+    bench.add_argument("name", choices=("heart",), help="which benchmark")
+    bench.add_argument("--seeds", type=int, default=5, help="run seeds 0..N-1 (default 5)")
+    bench.add_argument("--rounds", type=int, default=None,
+                       help="federated rounds (default: FLamby's 15)")
+    bench.add_argument("--heart-dir", default=None,
+                       help="folder with the 4 UCI files (default: FEDLAB_HEART_DIR, the cache, "
+                            "or a download)")
+    bench.add_argument("--out", "-o", default="runs/heart-benchmark",
+                       help="folder for heart_benchmark.csv and heart_benchmark.md "
+                            "(default runs/heart-benchmark)")
+    bench.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    bench.set_defaults(fn=cmd_benchmark)
     return parser
 
 
