@@ -5,7 +5,12 @@ shows it. Rounds run in a background thread that calls ``Simulation.step()``,
 so the kernel stays free while a run goes on; Stop ends it after the current
 round and the rounds done so far stay, and stay plotted.
 
-Two ways to draw the learning curves:
+Under the curves, panels that only some runs have: the ε meter (a private
+run) and each hospital's own-test-set bars with its verdict (a personalised
+run with baselines). Each is built when a run starts, refreshed with the
+curves and re-synced with them.
+
+Two ways to draw the learning curves (and the panels):
 
 - a plotly ``FigureWidget`` updated in place (JupyterLab, Notebook 7, Voila);
 - a static fallback, a plain ``go.Figure`` redrawn through a display handle
@@ -25,15 +30,16 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 from IPython.display import display
 
-from fedlab_core import viz, viz_privacy
+from fedlab_core import viz, viz_personal, viz_privacy
 from fedlab_core.aggregate import AGGREGATORS
-from fedlab_core.config import (ALGORITHMS, DATASETS, MODELS, PARTITIONS, PRIVACY_MECHANISMS,
+from fedlab_core.config import (ALGORITHMS, DATASETS, MODELS, PARTITIONS, PERSONALISATION,
                                 SERVER_OPTIMIZERS, ExperimentConfig)
 from fedlab_core.history import History
 from fedlab_core.ui.common import BackgroundRun, button, describe, error_html, resync, show
@@ -49,6 +55,17 @@ _PARTITION_KNOBS = {"data.alpha": "dirichlet", "data.quantity_sigma": "quantity"
                     "data.labels_per_client": "pathological"}
 _SYNTHETIC_KNOBS = ("data.covariate_shift", "data.label_shift", "data.size_skew",
                     "data.measurement_bias", "data.label_noise", "data.missing_rate")
+# how each generated dataset's own hospitals differ (shown with partition = natural only:
+# the other partitions pool the rows, and those differences with them)
+_HOSPITAL_KNOBS = {"synthetic": _SYNTHETIC_KNOBS,
+                   "scans": ("data.label_shift", "data.size_skew", "data.scanner_shift")}
+_GENERATED = ("synthetic", "scans")   # datasets with a number of patients to choose
+_IMAGE_SIZES = (8, 16, 24, 32, 48, 64)
+_PERSONAL_LABELS = {"none": "none", "finetune": "fine-tune after FL", "fedper": "FedPer (own head)",
+                    "fedbn": "FedBN (own batch norm)",
+                    "ditto": "Ditto (own model, pulled to global)"}
+# which personalisation knob shows for which method
+_PERSONAL_KNOBS = {"personal.finetune_epochs": "finetune", "personal.ditto_lambda": "ditto"}
 # settings whose control shows 0 for "off" (None in the config)
 _OFF_WHEN_ZERO = ("stop.target_accuracy", "stop.patience", "stop.max_epsilon",
                   "privacy.target_epsilon")
@@ -91,6 +108,39 @@ def _enable_colab_widgets() -> None:
         pass
 
 
+def _meter_wanted(history: History) -> bool:
+    return (history.privacy is not None
+            or (history.config.get("privacy") or {}).get("mechanism", "none") != "none")
+
+
+def _hospitals_wanted(history: History) -> bool:
+    # the verdicts compare with the local-only models, which only baselines train
+    return ((history.config.get("personal") or {}).get("method", "none") != "none"
+            and bool(history.config.get("baselines", True)))
+
+
+@dataclass(eq=False)
+class _Panel:
+    """A figure under the learning curves that only some runs have.
+
+    ``wanted(history)`` says whether this run has it, ``build(history)`` draws
+    it, ``update(fig, history)`` refreshes a live one in place. ``box`` holds
+    the live widget; in static mode ``handles`` are its display handles.
+    """
+
+    css_class: str
+    wanted: Callable[[History], bool]
+    build: Callable[[History], go.Figure]
+    update: Callable[[go.Figure, History], None]
+    box: widgets.Box = field(init=False)
+    handles: list[Any] = field(default_factory=list)
+    figure: go.Figure | None = None
+
+    def __post_init__(self) -> None:
+        self.box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
+        self.box.add_class(self.css_class)
+
+
 class Dashboard(BackgroundRun):
     """Settings, data split, controls and live learning curves for one experiment.
 
@@ -112,6 +162,10 @@ class Dashboard(BackgroundRun):
     figure : the learning-curve figure (a ``FigureWidget``, or a ``go.Figure``
         in static mode).
     partition_figure : the data-split figure.
+    meter_figure : the ε meter of a private run, else ``None``.
+    hospitals_figure : each hospital's local-only, global and personalised
+        accuracy with its verdict (a run with ``personal.method`` set and
+        baselines on), else ``None``.
     widget : the root ipywidgets box (what gets displayed).
     error : the last exception of a run, or ``None``.
     """
@@ -133,8 +187,13 @@ class Dashboard(BackgroundRun):
         self._lock = threading.RLock()      # guards the figures and the simulation swap
         self._timer: threading.Timer | None = None
         self._handles: list[Any] = []       # static mode: display handles (curves)
-        self._meter_handles: list[Any] = []  # static mode: the ε meter's handles
-        self.meter_figure: go.Figure | None = None
+        # figures under the curves, top to bottom, that only some runs have
+        self._panels = {
+            "meter": _Panel("fedlab-meter", _meter_wanted, viz_privacy.privacy_meter,
+                            viz_privacy.update_privacy_meter),
+            "hospitals": _Panel("fedlab-hospitals", _hospitals_wanted, viz_personal.hospital_gains,
+                                viz_personal.update_hospital_gains),
+        }
         self._partition_handles: list[Any] = []
         self._chart_key = None
         self._last_draw = 0.0
@@ -176,8 +235,12 @@ class Dashboard(BackgroundRun):
                                              "labels per hospital")
         c["data.n_samples"] = widgets.IntText(value=d.n_samples, description="patients",
                                               style=_STYLE, layout=_wide())
+        c["data.image_size"] = widgets.Dropdown(
+            options=sorted({*_IMAGE_SIZES, d.image_size}), value=d.image_size,
+            description="image size (pixels)", style=_STYLE, layout=_wide())
         for knob, hi in (("covariate_shift", 1.0), ("label_shift", 1.0), ("size_skew", 1.0),
-                         ("measurement_bias", 1.0), ("label_noise", 0.5), ("missing_rate", 0.9)):
+                         ("measurement_bias", 1.0), ("label_noise", 0.5), ("missing_rate", 0.9),
+                         ("scanner_shift", 1.0)):
             c[f"data.{knob}"] = slider(widgets.FloatSlider, getattr(d, knob), 0.0, hi, 0.05,
                                        knob.replace("_", " "))
         c["model.name"] = widgets.Dropdown(options=list(MODELS), value=cfg.model.name,
@@ -193,6 +256,18 @@ class Dashboard(BackgroundRun):
                                                style=_STYLE, layout=_wide())
         c["train.batch_size"] = widgets.IntText(value=t.batch_size, description="batch (0 = all)",
                                                 style=_STYLE, layout=_wide())
+        pc = cfg.personal
+        c["personal.method"] = widgets.Dropdown(
+            options=[(_PERSONAL_LABELS.get(m, m), m) for m in PERSONALISATION], value=pc.method,
+            description="personalisation", style=_STYLE, layout=_wide())
+        c["personal.finetune_epochs"] = slider(widgets.IntSlider, pc.finetune_epochs, 1, 20, 1,
+                                               "fine-tune epochs")
+        # lambda spans decades: 0.001 (nearly local) to 100 (nearly the global model)
+        lam = max(pc.ditto_lambda, 1e-3)   # a log slider has no 0 (purely local)
+        c["personal.ditto_lambda"] = widgets.FloatLogSlider(
+            value=lam, base=10, min=-3, max=max(2, math.log10(lam)), step=0.1,
+            description="Ditto lambda (pull)", continuous_update=False, style=_STYLE,
+            layout=_wide(), readout_format=".3g")
         # 0 switches a stopping rule off (the config says None)
         c["stop.target_accuracy"] = widgets.FloatText(
             value=cfg.stop.target_accuracy or 0.0, step=0.01, description="target acc. (0 = off)",
@@ -283,10 +358,12 @@ class Dashboard(BackgroundRun):
         data_box = section("Data: patients and hospitals",
                            ["data.dataset", "data.n_clients", "data.partition", "data.alpha",
                             "data.quantity_sigma", "data.labels_per_client", "data.n_samples",
-                            *_SYNTHETIC_KNOBS, "seed"])
+                            "data.image_size", *_SYNTHETIC_KNOBS, "data.scanner_shift", "seed"])
         train_box = section("Local training", ["model.name", "train.local_epochs", "train.lr",
                                                "train.batch_size", "train.algorithm",
                                                "train.prox_mu"])
+        personal_box = section("Personalisation: what each hospital keeps",
+                               ["personal.method", *_PERSONAL_KNOBS])
         server_box = section("Server", ["federation.rounds", "federation.aggregator",
                                         "federation.server_optimizer",
                                         "federation.client_fraction"])
@@ -297,8 +374,6 @@ class Dashboard(BackgroundRun):
         self._partition_box.add_class("fedlab-partition")
         self._chart_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
         self._chart_box.add_class("fedlab-chart")
-        self._meter_box = widgets.Box(layout=widgets.Layout(width="100%", overflow="auto"))
-        self._meter_box.add_class("fedlab-meter")
         buttons = widgets.HBox([self.run_button, self.step_button, self.stop_button,
                                 self.reset_button, self.metric_dropdown])
         progress = widgets.HBox([self.progress, self.progress_text])
@@ -306,7 +381,8 @@ class Dashboard(BackgroundRun):
         data_box.layout = column
         parts = [
             # settings, top to bottom as a round reads: data, local training, server
-            widgets.HBox([data_box, widgets.VBox([train_box, server_box, stop_box, privacy_box])],
+            widgets.HBox([data_box, widgets.VBox([train_box, personal_box, server_box, stop_box,
+                                                   privacy_box])],
                          layout=widgets.Layout(flex_flow="row wrap")),
             self.error_label,
             self._partition_box,
@@ -318,7 +394,7 @@ class Dashboard(BackgroundRun):
         if self.static:
             parts.remove(self._partition_box)  # drawn through a display handle instead
         if not self.static:
-            parts += [self._chart_box, self._meter_box]
+            parts += [self._chart_box, *(panel.box for panel in self._panels.values())]
         self.widget = widgets.VBox(parts)
         self.widget.add_class("fedlab-dashboard")
 
@@ -338,8 +414,9 @@ class Dashboard(BackgroundRun):
             self._partition_handles.append(
                 display(_figure_bundle(self.partition_figure), raw=True, display_id=True))
             self._handles.append(display(_figure_bundle(self.figure), raw=True, display_id=True))
-            self._meter_handles.append(display(_figure_bundle(self.meter_figure), raw=True,
-                                               display_id=True))
+            for panel in self._panels.values():
+                panel.handles.append(display(_figure_bundle(panel.figure), raw=True,
+                                             display_id=True))
 
     def _publish(self, handles, fig: go.Figure) -> None:
         """Update static display handles as if from the cell that displayed them."""
@@ -394,9 +471,13 @@ class Dashboard(BackgroundRun):
         partition, dataset = c["data.partition"].value, c["data.dataset"].value
         for key, wanted in _PARTITION_KNOBS.items():
             show(c[key], partition == wanted)
-        for key in _SYNTHETIC_KNOBS:
-            show(c[key], dataset == "synthetic" and partition == "natural")
-        show(c["data.n_samples"], dataset == "synthetic")
+        hospital_knobs = _HOSPITAL_KNOBS.get(dataset, ()) if partition == "natural" else ()
+        for key in {k for knobs in _HOSPITAL_KNOBS.values() for k in knobs}:
+            show(c[key], key in hospital_knobs)
+        show(c["data.n_samples"], dataset in _GENERATED)
+        show(c["data.image_size"], dataset == "scans")
+        for key, method in _PERSONAL_KNOBS.items():
+            show(c[key], c["personal.method"].value == method)
         show(c["train.prox_mu"], c["train.algorithm"].value == "fedprox")
         for key in _PRIVACY_KNOBS:
             show(c[key], c["privacy.mechanism"].value != "none")
@@ -479,6 +560,8 @@ class Dashboard(BackgroundRun):
         self.static = True
         self._chart_box.children = ()
         self._partition_box.children = ()
+        for panel in self._panels.values():
+            panel.box.children = ()
         self._set_status(f"live plots unavailable ({type(why).__name__}); showing static plots")
 
     def _empty_history(self) -> History:
@@ -509,35 +592,49 @@ class Dashboard(BackgroundRun):
                     self.figure = fig
                     self._publish(self._handles, fig)
                 self._chart_key = key
-            self._reset_meter(history)
+            self._reset_panels(history)
             self._last_draw = time.monotonic()
             self._dirty = False
 
-    # ---- the ε meter ------------------------------------------------------
-    def _meter_wanted(self, history: History) -> bool:
-        return (history.privacy is not None
-                or (history.config.get("privacy") or {}).get("mechanism", "none") != "none")
+    # ---- panels under the curves (ε meter, hospitals) ----------------------
+    @property
+    def meter_figure(self) -> go.Figure | None:
+        return self._panels["meter"].figure
 
-    def _reset_meter(self, history: History) -> None:
-        """A fresh meter for a new history (none when the run is not private)."""
-        fig = viz_privacy.privacy_meter(history) if self._meter_wanted(history) else None
-        if self.static:
-            self.meter_figure = fig
-            self._publish(self._meter_handles, fig)
-            return
-        fw = None if fig is None else self._figure_widget(fig)
-        self.meter_figure = fw
-        self._meter_box.children = () if fw is None else (fw,)
+    @property
+    def hospitals_figure(self) -> go.Figure | None:
+        return self._panels["hospitals"].figure
 
-    def _update_meter(self, history: History) -> None:
-        if self.meter_figure is None:
-            return
-        if self.static:
-            self.meter_figure = viz_privacy.privacy_meter(history)
-            self._publish(self._meter_handles, self.meter_figure)
-        else:
-            with self.meter_figure.batch_update():
-                viz_privacy.update_privacy_meter(self.meter_figure, history)
+    @property
+    def _meter_box(self) -> widgets.Box:
+        return self._panels["meter"].box
+
+    @property
+    def _hospitals_box(self) -> widgets.Box:
+        return self._panels["hospitals"].box
+
+    def _reset_panels(self, history: History) -> None:
+        """Fresh panels for a new history: each one this run has, none of the others."""
+        for panel in self._panels.values():
+            fig = panel.build(history) if panel.wanted(history) else None
+            if self.static:
+                panel.figure = fig
+                self._publish(panel.handles, fig)
+                continue
+            fw = None if fig is None else self._figure_widget(fig)
+            panel.figure = fw
+            panel.box.children = () if fw is None else (fw,)
+
+    def _update_panels(self, history: History) -> None:
+        for panel in self._panels.values():
+            if panel.figure is None:
+                continue
+            if self.static:
+                panel.figure = panel.build(history)
+                self._publish(panel.handles, panel.figure)
+            else:
+                with panel.figure.batch_update():
+                    panel.update(panel.figure, history)
 
     def _update_chart(self, *, force: bool = False) -> None:
         """Redraw the curves from the simulation's history, at most every so often."""
@@ -558,7 +655,7 @@ class Dashboard(BackgroundRun):
                 with self.figure.batch_update():
                     viz.update_learning_curves(self.figure, history, metric=self.metric,
                                                baselines=baselines)
-            self._update_meter(history)
+            self._update_panels(history)
             self._last_draw = time.monotonic()
             self._dirty = False
 
@@ -574,8 +671,9 @@ class Dashboard(BackgroundRun):
             return
         with self._lock:
             resync(fig)
-            if isinstance(self.meter_figure, go.FigureWidget):
-                resync(self.meter_figure)
+            for panel in self._panels.values():
+                if isinstance(panel.figure, go.FigureWidget):
+                    resync(panel.figure)
 
     def _on_metric_change(self, change) -> None:
         self.metric = change["new"]
