@@ -112,6 +112,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"stopped: {history.stop_reason}")
     for line in _privacy_lines(sim)[1:]:
         print(line)
+    if config.baselines and len(history):
+        from fedlab_core.personalise import hospital_verdicts
+
+        last = min(5, len(history))
+        print(f"did each hospital gain from joining? (accuracy on its own test set, "
+              f"mean of the last {last} round{'s' if last > 1 else ''})")
+        for verdict in hospital_verdicts(history, last=last):
+            print(f"  {verdict}")
     if history.malicious:
         names = ", ".join(sim.federation.client_names[k] for k in history.malicious)
         print(f"malicious hospitals ({config.attack.name}): {names}")

@@ -302,6 +302,7 @@ def _one_seed(seed: int, *, protocol: HeartProtocol, heart_dir: str | None,
     """The hospitals' names, and every row's ``(pooled, per-hospital)`` accuracy for one seed."""
     from fedlab_core.client import local_train
     from fedlab_core.config import ExperimentConfig
+    from fedlab_core.personalise import fine_tune
     from fedlab_core.simulation import Simulation
 
     p = protocol
@@ -339,9 +340,9 @@ def _one_seed(seed: int, *, protocol: HeartProtocol, heart_dir: str | None,
         results[label] = _accuracies(model, sim.theta.expand(K, -1), fed)
         step(label)
 
-    tuned = local_train(model, fedavg.theta.expand(K, -1), fed.X_train, fed.y_train, fed.n_train,
-                        epochs=p.finetune_epochs, lr=p.lr, batch_size=p.batch_size,
-                        generator=finetune_gen).thetas
+    tuned = fine_tune(model, fedavg.theta, fed.X_train, fed.y_train, fed.n_train,
+                      epochs=p.finetune_epochs, lr=p.lr, batch_size=p.batch_size,
+                      generator=finetune_gen)
     results[FINE_TUNED] = _accuracies(model, tuned, fed)
     step(FINE_TUNED)
     return tuple(fed.client_names), results

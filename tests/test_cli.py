@@ -67,3 +67,15 @@ def test_private_run_reports_epsilon_each_round_and_both_accountants(tmp_path, c
 def test_an_impossible_privacy_combination_is_a_clear_error(capsys):
     assert main(["run", "--set", "privacy.mechanism=central", "--set", "federation.aggregator=krum"]) == 2
     assert "federation.aggregator = 'krum' is not allowed" in capsys.readouterr().err
+
+
+def test_run_says_whether_each_hospital_gained_from_joining(capsys):
+    code = main(["run", "--quiet", "--set", "data.n_samples=400", "--set", "federation.rounds=3",
+                 "--set", "personal.method=finetune"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "did each hospital gain from joining? (accuracy on its own test set, mean of the last 3 rounds)" in out
+    verdicts = [line for line in out.splitlines() if line.startswith("  Hospital ")]
+    assert len(verdicts) == 4
+    assert all(any(v in line for v in ("gained", "lost", "too close to call")) for line in verdicts)
+    assert all("personalised" in line for line in verdicts)
