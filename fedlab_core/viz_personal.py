@@ -148,11 +148,14 @@ def hospital_comparison(histories: Mapping[str, object], *, model: str = "auto",
     return fig
 
 
-def _side(n_features: int) -> int:
-    side = math.isqrt(n_features)
-    if side * side != n_features:
-        raise ValueError(f"the dataset has {n_features} features, not a square image: "
-                         "scan figures need data.dataset = 'scans'")
+def _side(dataset) -> int:
+    """The image side of a dataset of flattened square images (``data.scans.pixel_names``)."""
+    from fedlab_core.data.scans import pixel_names
+
+    side = math.isqrt(dataset.n_features)
+    if side * side != dataset.n_features or tuple(dataset.feature_names) != pixel_names(side):
+        raise ValueError(f"dataset {dataset.name!r} has {dataset.n_features} features, not the pixels "
+                         "of a square image: scan figures need data.dataset = 'scans'")
     return side
 
 
@@ -169,7 +172,7 @@ def scan_gallery(dataset, *, per_class: int = 3, split: str = "train", height: i
         raise ValueError(f"split = {split!r} is not allowed: choose train or test")
     if not isinstance(per_class, int) or isinstance(per_class, bool) or not 1 <= per_class <= 8:
         raise ValueError(f"per_class = {per_class!r} is not allowed: must be an integer in [1, 8]")
-    side = _side(dataset.n_features)
+    side = _side(dataset)
     K, cols = dataset.n_clients, 2 * per_class
     titles = [("no lesion" if c < per_class else "lesion") if k == 0 else "" for k in range(K)
               for c in range(cols)]
@@ -205,7 +208,7 @@ def intensity_histograms(dataset, *, bins: int = 40, height: int = 320,
     squeezes it, and noise widens it: the feature shift FedBN undoes. Pixels at
     or below ``BACKGROUND`` (the black outside the body) are left out.
     """
-    _side(dataset.n_features)
+    _side(dataset)
     edges = np.linspace(BACKGROUND, 1, bins + 1)
     fig = go.Figure()
     for k, client in enumerate(dataset.clients):
