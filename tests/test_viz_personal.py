@@ -79,7 +79,7 @@ def test_scan_gallery_shows_per_class_images_of_every_hospital():
 
 def test_scan_figures_refuse_tables_and_bad_knobs():
     ds = load_dataset(DataConfig(n_samples=200), seed=0)
-    with pytest.raises(ValueError, match="not a square image"):
+    with pytest.raises(ValueError, match="not the pixels of a square image"):
         scan_gallery(ds)
     scans = load_dataset(DataConfig(dataset="scans", n_clients=2, n_samples=100, image_size=8), seed=0)
     with pytest.raises(ValueError, match="per_class = 0"):
