@@ -61,7 +61,10 @@ def _gain_values(history, last: int):
     return values, [_VERDICT_MARK[v.verdict] for v in verdicts]
 
 
-def hospital_gains(history, *, last: int = 1, title: str | None = None, height: int = 380,
+GAINS_TITLE = "Did each hospital gain from joining? Its own test set, against its local-only model"
+
+
+def hospital_gains(history, *, last: int = 1, title: str | None = GAINS_TITLE, height: int = 400,
                    width: int | None = None) -> go.Figure:
     """Did each hospital gain from joining? Accuracy on its own test set, averaged over the
     ``last`` rounds: local-only, global and personalised model, verdict on top.
