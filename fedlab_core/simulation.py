@@ -59,8 +59,10 @@ SMALL_FEDERATION = 1_000_000
 
 
 @contextlib.contextmanager
-def _threads_for(federation: Federation):
-    small = federation.X_train.numel() < SMALL_FEDERATION and federation.X_train.device.type == "cpu"
+def _threads_for(federation: Federation, model_name: str = "logreg"):
+    # a convolution does hundreds of operations per number: images are never "small"
+    small = (federation.X_train.numel() < SMALL_FEDERATION and model_name != "cnn"
+             and federation.X_train.device.type == "cpu")
     before = torch.get_num_threads()
     if not small or before == 1:
         yield
@@ -205,7 +207,7 @@ class Simulation:
 
     def step(self) -> RoundRecord:
         """Run one round and return its record."""
-        with _threads_for(self.federation):
+        with _threads_for(self.federation, self.model.name):
             return self._step()
 
     def _step(self) -> RoundRecord:

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # notebook -> the least number of plotly figures a learner must see
 NOTEBOOKS = {"02-non-iid.ipynb": 6, "04-beyond-fedavg.ipynb": 7, "06-privacy-attacks.ipynb": 3,
-             "07-secure-aggregation.ipynb": 2}
+             "07-secure-aggregation.ipynb": 2, "09-medical-imaging.ipynb": 8}
 
 FIGURES_JS = """
 () => {
