@@ -265,3 +265,27 @@ def union_clip(page, locators, *, pad: int = 8) -> dict:
     x1 = min(vp["width"], max(b["x"] + b["width"] for b in boxes) + pad)
     y1 = min(vp["height"], max(b["y"] + b["height"] for b in boxes) + pad)
     return {"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0}
+
+
+# ---- the dashboard's status line and progress ---------------------------------
+
+def find_dashboard(page):
+    """The first fedlab dashboard in the notebook's outputs, once visible."""
+    dash = page.locator(".jp-OutputArea-output .fedlab-dashboard").first
+    dash.wait_for(state="visible", timeout=60_000)
+    return dash
+
+
+def status(dash) -> str:
+    return dash.locator(".fedlab-status").inner_text().strip()
+
+
+def progress_round(dash) -> int | None:
+    """The round the dashboard's progress text shows ("round 3 / 20" -> 3)."""
+    m = re.search(r"round\s+(\d+)\s*/\s*(\d+)", dash.locator(".fedlab-progress-text").inner_text())
+    return int(m.group(1)) if m else None
+
+
+def is_running(dash) -> bool:
+    # Stop is enabled exactly while a background run goes on
+    return not button(dash, "fedlab-stop").is_disabled()

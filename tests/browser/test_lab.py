@@ -35,9 +35,10 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, frame_for_screenshot, kernels_idle,
-                    note_samples, open_notebook, prompts, report_failure, run_all_cells,
-                    save_notebook, wait_until)
+from labkit import (button, count_js, drawn_points, frame_for_screenshot,
+                    is_running, kernels_idle, note_samples, open_notebook,
+                    progress_round, prompts, report_failure, run_all_cells,
+                    save_notebook, status, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -61,9 +62,6 @@ def points(dash, s: dict | None = None) -> int:
     return drawn_points(s or chart_state(dash))
 
 
-def progress_round(dash) -> int | None:
-    m = re.search(r"round\s+(\d+)\s*/\s*(\d+)", dash.locator(".fedlab-progress-text").inner_text())
-    return int(m.group(1)) if m else None
 
 
 def progress_total(dash) -> int | None:
@@ -71,13 +69,8 @@ def progress_total(dash) -> int | None:
     return int(m.group(2)) if m else None
 
 
-def status(dash) -> str:
-    return dash.locator(".fedlab-status").inner_text().strip()
 
 
-def is_running(dash) -> bool:
-    # Stop is enabled exactly while a background run goes on
-    return not button(dash, "fedlab-stop").is_disabled()
 
 
 class Diagnostics:

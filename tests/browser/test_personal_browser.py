@@ -18,15 +18,16 @@ per-hospital panel, in JupyterLab in headless Chromium.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, error_outputs, failure_report,
-                    frame_for_screenshot, kernels_idle, open_and_run_all, plotly_figures,
-                    save_notebook, union_clip, wait_until)
+from labkit import (button, count_js, drawn_points, error_outputs,
+                    failure_report, find_dashboard, frame_for_screenshot,
+                    kernels_idle, open_and_run_all, plotly_figures,
+                    progress_round, save_notebook, status, union_clip,
+                    wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -70,19 +71,10 @@ def full_panel(s: dict) -> bool:
             and len(s["verdicts"]) == K)
 
 
-def status(dash) -> str:
-    return dash.locator(".fedlab-status").inner_text().strip()
 
 
-def progress_round(dash) -> int | None:
-    m = re.search(r"round\s+(\d+)\s*/\s*(\d+)", dash.locator(".fedlab-progress-text").inner_text())
-    return int(m.group(1)) if m else None
 
 
-def find_dashboard(page):
-    dash = page.locator(".jp-OutputArea-output .fedlab-dashboard").first
-    dash.wait_for(state="visible", timeout=60_000)
-    return dash
 
 
 def test_learner_asks_whether_each_hospital_gained(lab, browser_page):

@@ -33,9 +33,11 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, error_outputs, failure_report,
-                    frame_for_screenshot, kernels_idle, open_and_run_all, plotly_figures,
-                    save_notebook, union_clip, wait_until)
+from labkit import (button, count_js, drawn_points, error_outputs,
+                    failure_report, find_dashboard, frame_for_screenshot,
+                    is_running, kernels_idle, open_and_run_all,
+                    plotly_figures, progress_round, save_notebook, status,
+                    union_clip, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -107,23 +109,12 @@ def gauge_number(s: dict) -> float | None:
     return float(m.group(0).replace("−", "-")) if m else None
 
 
-def status(dash) -> str:
-    return dash.locator(".fedlab-status").inner_text().strip()
 
 
-def progress_round(dash) -> int | None:
-    m = re.search(r"round\s+(\d+)\s*/\s*(\d+)", dash.locator(".fedlab-progress-text").inner_text())
-    return int(m.group(1)) if m else None
 
 
-def is_running(dash) -> bool:
-    return not button(dash, "fedlab-stop").is_disabled()
 
 
-def find_dashboard(page):
-    dash = page.locator(".jp-OutputArea-output .fedlab-dashboard").first
-    dash.wait_for(state="visible", timeout=60_000)
-    return dash
 
 
 # ---- the test ---------------------------------------------------------------
