@@ -110,6 +110,8 @@ class History:
             rows += [("local", names[k], m, r) for k, m in enumerate(r.local_clients) if m is not None]
             if r.local_only_clients is not None:
                 rows += [("local_only", names[k], m, r) for k, m in enumerate(r.local_only_clients)]
+            if r.personal_clients is not None:
+                rows += [("personal", names[k], m, r) for k, m in enumerate(r.personal_clients)]
             if r.local_only_pooled is not None:
                 rows += [("local_only", f"{names[k]} → pooled", m, r)
                          for k, m in enumerate(r.local_only_pooled)]

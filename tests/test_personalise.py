@@ -159,3 +159,14 @@ def test_verdicts_need_baselines_and_a_sane_window():
     h.records[0].local_only_clients = None
     with pytest.raises(ValueError, match="baselines = true"):
         hospital_verdicts(h)
+
+
+def test_personal_rows_are_in_the_tidy_table():
+    sim = Simulation(ExperimentConfig().with_overrides({**SMALL, "personal.method": "finetune"}))
+    history = sim.run()
+    table = history.to_frame()
+    personal = table[table.model == "personal"]
+    assert len(personal) == len(history) * sim.federation.n_clients
+    last = personal[personal["round"] == len(history)]
+    assert list(last.accuracy) == pytest.approx(
+        [m["accuracy"] for m in history.records[-1].personal_clients])
