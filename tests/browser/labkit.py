@@ -289,3 +289,35 @@ def progress_round(dash) -> int | None:
 def is_running(dash) -> bool:
     # Stop is enabled exactly while a background run goes on
     return not button(dash, "fedlab-stop").is_disabled()
+
+
+def run_to_end(dash, *, timeout: float) -> int:
+    """Press the dashboard's Run and wait until the run ends (Stop disabled, a final
+    status, at least one round); the rounds done."""
+    before = status(dash)
+    button(dash, "fedlab-run").click()
+
+    def ended():
+        st = status(dash)
+        return (st != before and not st.startswith(("running", "stopping"))
+                and not is_running(dash) and (progress_round(dash) or 0) >= 1)
+
+    wait_until(ended, timeout=timeout, interval=0.1,
+               what="the run to end (Stop disabled, a final status)")
+    return progress_round(dash)
+
+
+def wait_for_figures(page, lab, minimum: int) -> dict:
+    """Wait until at least ``minimum`` plotly figures are drawn and none lacks its axes."""
+    seen: dict = {}
+
+    def enough():
+        seen.update(plotly_figures(page))
+        return seen["drawn"] >= minimum and seen["drawn"] == seen["figures"]
+
+    try:
+        wait_until(enough, timeout=30, what=f"{minimum} drawn plotly figures")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; last seen: {seen}") from None
+    lab.note(f"figures: {seen['figures']} drawn: {seen['names']}")
+    return seen

@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, error_outputs,
-                    failure_report, find_dashboard, frame_for_screenshot,
-                    kernels_idle, open_and_run_all, plotly_figures,
-                    progress_round, save_notebook, status, union_clip,
-                    wait_until)
+from labkit import (count_js, drawn_points, error_outputs, failure_report,
+                    find_dashboard, frame_for_screenshot, kernels_idle,
+                    open_and_run_all, run_to_end, save_notebook, status,
+                    union_clip, wait_for_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -97,17 +96,8 @@ def _learner_runs_a_personalised_federation(lab, page, t_start: float) -> None:
         assert dash.locator(f".{cls}").count() > 0, f"the dashboard has no .{cls} element"
     assert dash.locator(".fedlab-error").inner_text().strip() == "", \
         f"the dashboard shows an error: {dash.locator('.fedlab-error').inner_text()!r}"
-    before = status(dash)
-    button(dash, "fedlab-run").click()
     t_click = time.monotonic()
-
-    def run_ended():
-        st = status(dash)
-        return (st != before and not st.startswith(("running", "stopping"))
-                and button(dash, "fedlab-stop").is_disabled() and (progress_round(dash) or 0) >= 1)
-
-    wait_until(run_ended, timeout=RUN_TIMEOUT_S, what="the run to end (Stop disabled, a final status)")
-    rounds = progress_round(dash)
+    rounds = run_to_end(dash, timeout=RUN_TIMEOUT_S)
     wait_until(lambda: drawn_points(dash.evaluate(CHART_JS)) == rounds, timeout=20,
                what=f"{rounds} points in the learning chart")
     dash.locator(".fedlab-hospitals").scroll_into_view_if_needed()
@@ -119,17 +109,7 @@ def _learner_runs_a_personalised_federation(lab, page, t_start: float) -> None:
     final_status = status(dash)
 
     # 3. every plotly figure in the page is drawn -----------------------------------------
-    seen: dict = {}
-
-    def enough():
-        seen.update(plotly_figures(page))
-        return seen["drawn"] >= MIN_FIGURES and seen["drawn"] == seen["figures"]
-
-    try:
-        wait_until(enough, timeout=30, what=f"{MIN_FIGURES} drawn plotly figures")
-    except AssertionError as err:
-        raise AssertionError(f"{err}; last seen: {seen}") from None
-    lab.note(f"figures: {seen['figures']} drawn: {seen['names']}")
+    wait_for_figures(page, lab, MIN_FIGURES)
 
     # 4. save, reload: the bars and verdicts are still there ---------------------------------
     save_notebook(page, lab, NOTEBOOK)

@@ -33,11 +33,10 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, error_outputs,
-                    failure_report, find_dashboard, frame_for_screenshot,
-                    is_running, kernels_idle, open_and_run_all,
-                    plotly_figures, progress_round, save_notebook, status,
-                    union_clip, wait_until)
+from labkit import (count_js, drawn_points, error_outputs, failure_report,
+                    find_dashboard, frame_for_screenshot, kernels_idle,
+                    open_and_run_all, run_to_end, save_notebook, status,
+                    union_clip, wait_for_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -154,17 +153,8 @@ def _learner_spends_epsilon(lab, page, t_start: float) -> None:
     before = status(dash)
     lab.note(f"dashboard ready: meter with {n_hospitals} hospital lines; status {before!r}")
 
-    button(dash, "fedlab-run").click()
     t_click = time.monotonic()
-
-    def run_ended():
-        st = status(dash)
-        return (st != before and not st.startswith(("running", "stopping"))
-                and not is_running(dash) and (progress_round(dash) or 0) >= 1)
-
-    wait_until(run_ended, timeout=RUN_TIMEOUT_S, interval=0.1,
-               what="the run to end (Stop disabled, a final status)")
-    rounds = progress_round(dash)
+    rounds = run_to_end(dash, timeout=RUN_TIMEOUT_S)
     wait_until(lambda: chart_points(dash) == rounds and meter_points(dash) == rounds,
                timeout=20, what=f"{rounds} points in the chart and in the meter's headline "
                                 f"(rounds done) after the run")
@@ -188,17 +178,7 @@ def _learner_spends_epsilon(lab, page, t_start: float) -> None:
         assert "round limit" in final_status, f"unexpected end of run: {final_status!r}"
 
     # 3. every plotly figure in the page is drawn -----------------------------------------
-    seen: dict = {}
-
-    def enough():
-        seen.update(plotly_figures(page))
-        return seen["drawn"] >= MIN_FIGURES and seen["drawn"] == seen["figures"]
-
-    try:
-        wait_until(enough, timeout=30, what=f"{MIN_FIGURES} drawn plotly figures")
-    except AssertionError as err:
-        raise AssertionError(f"{err}; last seen: {seen}") from None
-    lab.note(f"figures: {seen['figures']} drawn: {seen['names']}")
+    wait_for_figures(page, lab, MIN_FIGURES)
 
     # 4. save, reload the page: the meter still shows its points ---------------------------
     n_before, gauge_before = meter_points(dash), s["gaugeValue"]
