@@ -3,11 +3,17 @@
     fedlab config > my.toml                   # the default config, every knob
     fedlab run --config my.toml --set federation.rounds=50 --out runs/demo
     fedlab benchmark heart --seeds 5 --out results/heart   # FLamby Fed-Heart-Disease
+    fedlab deploy --hospitals 4 --tls --set federation.rounds=5   # on Flower, real processes
 
 ``run`` prints a per-round table (with a progress bar on a terminal) and, with
 ``--out``, writes ``history.json`` (which carries the config), ``config.toml``
 and ``curves.html`` (an interactive plotly figure, when plotly is installed).
 Ctrl-C stops after the current round and still writes what was done.
+
+``deploy`` runs the experiment on Flower's Deployment Engine on this machine
+(``fedlab_core.flower.deployment``): one SuperLink and one SuperNode per
+hospital as separate processes, each node reading only its hospital's data;
+it prints the same per-round table and stops every process it started.
 
 ``benchmark heart`` reproduces FLamby's Fed-Heart-Disease benchmark
 (``fedlab_core.flamby_heart``), prints its Markdown table and writes
@@ -144,6 +150,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from fedlab_core.flower.deployment import Deployment
+
+    config = load_config(args.config, args.set)
+    out = Path(args.out) if args.out else None
+    dep = Deployment(config, hospitals=args.hospitals, folder=out, port=args.port, tls=args.tls,
+                     round_timeout=args.round_timeout, save_models=args.save_models)
+    n = dep.config.data.n_clients
+    print(f"fedlab deploy: {n} hospitals as Flower SuperNodes and one SuperLink on this machine"
+          f"{' (TLS)' if args.tls else ''}; run folder {dep.folder}")
+    print("columns as in `fedlab run`; a deployment has no baselines, and no pooled AUC (it would "
+          "need every hospital's test labels at the server)")
+    print(HEADER)
+
+    def report(record):
+        if not args.quiet:
+            print(_row(record) + (f"   ({record.note})" if record.note else ""), flush=True)
+
+    history = dep.run(timeout=args.timeout, on_round=report)
+    left = dep.leftover_processes()
+    print(f"stopped: {None if history is None else history.stop_reason}")
+    print(f"processes: {len(dep.processes)} started, "
+          f"{'none left running' if not left else f'{len(left)} still running: {left}'}")
+    if history is not None:
+        history.save(dep.folder / "history.json")
+        print(f"wrote history.json to {dep.folder}; logs in {dep.folder / 'logs'}")
+    return 0 if not left else 1
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(load_config(args.config, args.set).to_toml(), end="")
     return 0
@@ -214,6 +249,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", "-o", help="folder for history.json, config.toml and curves.html")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-round table")
 
+    deploy = sub.add_parser("deploy", help="run an experiment on Flower's Deployment Engine on "
+                            "this machine: one SuperLink, one SuperNode per hospital")
+    deploy.add_argument("--config", "-c", help="a TOML config file (see `fedlab config`)")
+    deploy.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set train.lr=0.1 (repeatable)")
+    deploy.add_argument("--hospitals", "-n", type=int, default=None,
+                        help="number of hospitals, one SuperNode each (default: data.n_clients)")
+    deploy.add_argument("--tls", action="store_true",
+                        help="encrypt traffic with certificates made for this run")
+    deploy.add_argument("--port", type=int, default=None,
+                        help="the SuperLink's port; SuperNodes take the next ones "
+                             "(default: free ports the system picks)")
+    deploy.add_argument("--round-timeout", type=float, default=120.0,
+                        help="seconds the server waits for a round's replies (default 120); "
+                             "later hospitals are dropped from that round")
+    deploy.add_argument("--timeout", type=float, default=None,
+                        help="stop everything if the run takes longer (seconds)")
+    deploy.add_argument("--save-models", action="store_true",
+                        help="write the global model after every round (server/global_round_NNNN.npy)")
+    deploy.add_argument("--out", "-o", default=None,
+                        help="the run folder: partitions, app, certificates, logs, history "
+                             "(default runs/deploy-<time>)")
+    deploy.add_argument("--quiet", "-q", action="store_true", help="no per-round table")
+    deploy.set_defaults(fn=cmd_deploy)
+
     bench = sub.add_parser("benchmark", help="reproduce a published benchmark (heart: FLamby "
                            "Fed-Heart-Disease) and write its table as CSV and Markdown")
     bench.add_argument("name", choices=("heart",), help="which benchmark")
@@ -235,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, OSError) as err:  # bad settings; data that cannot be found or read
+    except (ValueError, OSError, ImportError, RuntimeError) as err:
+        # bad settings; data that cannot be found or read; a missing extra; a failed deployment
         print(f"fedlab: error: {err}", file=sys.stderr)
         return 2
 

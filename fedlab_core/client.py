@@ -28,7 +28,22 @@ BN_MOMENTUM = 0.1
 Tensor = torch.Tensor
 
 
-def epoch_order(mask: Tensor, *, generator: torch.Generator) -> Tensor:
+class SharedShuffle(NamedTuple):
+    """One client's row of the shuffle keys that a simulation draws for ``shape`` clients.
+
+    A hospital training alone (a Flower node) that is handed the simulation's
+    generator state, its ``row`` and the simulation's ``(clients, n_max)``
+    draws the same keys as the simulation and keeps its own row, so it visits
+    its rows in the same order (``fedlab_core.flower``: parity with the
+    in-process run). Pass it to ``local_train`` as the ``generator``.
+    """
+
+    generator: torch.Generator
+    row: int
+    shape: tuple[int, int]
+
+
+def epoch_order(mask: Tensor, *, generator: torch.Generator | SharedShuffle) -> Tensor:
     """A random order of each client's real rows, padding rows last: ``(K, n_max)`` indices.
 
     Sorting i.i.d. uniform keys gives a uniform random permutation per client;
@@ -39,7 +54,12 @@ def epoch_order(mask: Tensor, *, generator: torch.Generator) -> Tensor:
     >>> sorted(order[0, :2].tolist()), order[0, 2].item()
     ([0, 1], 2)
     """
-    keys = torch.rand(mask.shape, generator=generator).masked_fill_(~mask.cpu(), 2.0)
+    if isinstance(generator, SharedShuffle):
+        # real rows come first, so this client's first n_max columns are its keys
+        keys = torch.rand(generator.shape, generator=generator.generator)[generator.row, :mask.shape[1]]
+        keys = keys.unsqueeze(0).masked_fill_(~mask.cpu(), 2.0)
+    else:
+        keys = torch.rand(mask.shape, generator=generator).masked_fill_(~mask.cpu(), 2.0)
     if mask.device.type == "cpu":
         # NumPy's row-wise argsort is several times faster than torch's on CPU
         # (measured: 0.4 ms vs 1.2 ms for 1000 x 100), and this runs every epoch
@@ -68,7 +88,7 @@ def full_steps(n: Tensor, *, epochs: int, batch_size: int) -> Tensor:
 
 def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *,
                 epochs: int, lr: float, batch_size: int = 0,
-                generator: torch.Generator | None = None,
+                generator: torch.Generator | SharedShuffle | None = None,
                 prox_mu: float = 0.0, anchor: Tensor | None = None,
                 implicit_prox: bool = False,
                 correction: Tensor | None = None,
@@ -94,7 +114,8 @@ def local_train(model: Model, thetas: Tensor, X: Tensor, y: Tensor, n: Tensor, *
     X, y : ``(K, n_max, d)`` and ``(K, n_max)`` padded training data.
     n : ``(K,)`` number of real rows per client (rows ``n[k]:`` are padding).
     batch_size : 0 for full batch, else the minibatch size.
-    generator : the torch RNG for minibatch shuffling (unused for full batch).
+    generator : the torch RNG for minibatch shuffling (unused for full batch), or
+        a ``SharedShuffle`` to draw one client's part of a larger shuffle.
     prox_mu, anchor : the FedProx term and its centre (the round's global model).
     implicit_prox : take the proximal term as an exact proximal step (Ditto).
     correction : ``(K, P)`` added to every gradient (SCAFFOLD).

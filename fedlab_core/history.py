@@ -63,6 +63,11 @@ class RoundRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RoundRecord":
+        """A record from ``to_dict()``'s output, with JSON's nulls in metrics back as nan."""
+        return cls(**_none_to_nan(d))
+
 
 @dataclass
 class History:
@@ -175,7 +180,7 @@ class History:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # NaN is not JSON: write null and read it back as nan
-        path.write_text(json.dumps(_nan_to_none(self.to_dict()), indent=1))
+        path.write_text(json.dumps(json_safe(self.to_dict()), indent=1))
         return path
 
     @classmethod
@@ -183,7 +188,7 @@ class History:
         if d.get("format") != "fedlab-history/1":
             raise ValueError(f"format = {d.get('format')!r} is not allowed: "
                              "expected a fedlab history ('fedlab-history/1')")
-        records = [RoundRecord(**_none_to_nan(r)) for r in d["records"]]
+        records = [RoundRecord.from_dict(r) for r in d["records"]]
         return cls(config=d["config"], client_names=list(d["client_names"]),
                    records=records, stop_reason=d.get("stop_reason"),
                    malicious=list(d.get("malicious", [])), privacy=d.get("privacy"),
@@ -217,13 +222,14 @@ def _pick(r: RoundRecord, model: str, client: int | None) -> Metrics | None:
     raise ValueError(f"model = {model!r} is not allowed: choose global, local, local_only, personal or central")
 
 
-def _nan_to_none(x):
+def json_safe(x):
+    """``x`` with every float nan (not JSON) replaced by None, recursively."""
     if isinstance(x, float) and math.isnan(x):
         return None
     if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 

@@ -46,7 +46,23 @@ Tensor = torch.Tensor
 Callback = Callable[[RoundRecord, "Simulation"], "bool | None"]
 
 
-def _torch_generator(seed_seq: np.random.SeedSequence) -> torch.Generator:
+SEED_STREAMS = ("data", "init", "sample", "batch", "baselines", "failures", "attack",
+                "compression", "privacy", "secure", "personal")
+
+
+def seed_streams(seed: int) -> dict[str, np.random.SeedSequence]:
+    """The run's independent random streams, by name, from its one seed.
+
+    Independent so that e.g. switching baselines off leaves the federated run's
+    randomness (and so its numbers) unchanged. ``spawn(n)`` keeps the first
+    children the same as ``n`` grows, so a new stream goes at the end and earlier
+    runs keep their numbers. A Flower deployment's server draws from the same
+    streams, which is what makes it equal the simulation.
+    """
+    return dict(zip(SEED_STREAMS, np.random.SeedSequence(seed).spawn(len(SEED_STREAMS))))
+
+
+def torch_generator(seed_seq: np.random.SeedSequence) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed_seq.generate_state(1, dtype=np.uint64)[0] >> 1))
 
 
@@ -97,12 +113,8 @@ class Simulation:
     def __init__(self, config: ExperimentConfig | None = None, *,
                  dataset: FederatedDataset | None = None) -> None:
         self.config = config = config or ExperimentConfig()
-        # independent streams, so that e.g. switching baselines off leaves the
-        # federated run's randomness (and so its numbers) unchanged
-        # (spawn(n) keeps the first children the same as n grows: adding a stream
-        # leaves earlier runs' numbers unchanged)
         (data_ss, init_ss, sample_ss, batch_ss, base_ss, fail_ss, attack_ss,
-         compress_ss, privacy_ss, secure_ss, personal_ss) = np.random.SeedSequence(config.seed).spawn(11)
+         compress_ss, privacy_ss, secure_ss, personal_ss) = seed_streams(config.seed).values()
         self.dataset = dataset if dataset is not None else load_dataset(
             config.data, seed=int(data_ss.generate_state(1)[0]))
         dtype = getattr(torch, config.dtype)
@@ -113,14 +125,14 @@ class Simulation:
         self.aggregator_kwargs = aggregator_kwargs(config.federation.aggregator, config.federation)
         self.server_opt = make_server_optimizer(config.federation)
 
-        self.theta = self.model.init(_torch_generator(init_ss), dtype).to(self.federation.X_train.device)
+        self.theta = self.model.init(torch_generator(init_ss), dtype).to(self.federation.X_train.device)
         self.server_state = self.server_opt.init(self.theta)
         self._sample_rng = np.random.default_rng(sample_ss)
         self._fail_rng = np.random.default_rng(fail_ss)
-        self._batch_gen = _torch_generator(batch_ss)
-        self._attack_gen = _torch_generator(attack_ss)
-        self._compress_gen = _torch_generator(compress_ss)
-        self._privacy_gen = _torch_generator(privacy_ss)
+        self._batch_gen = torch_generator(batch_ss)
+        self._attack_gen = torch_generator(attack_ss)
+        self._compress_gen = torch_generator(compress_ss)
+        self._privacy_gen = torch_generator(privacy_ss)
         # keys and masks of secure aggregation, seeded from the run's seed so that a
         # teaching run is reproducible (the protocol functions alone default to the
         # operating system's randomness, as real use must)
@@ -157,7 +169,7 @@ class Simulation:
                     y_train=attacks.flip_labels(self.federation.y_train, self.malicious))
         self._pooled = self.federation.pooled()
         if config.baselines:
-            self._baseline_gen = _torch_generator(base_ss)
+            self._baseline_gen = torch_generator(base_ss)
             self.local_only_thetas = self.theta.expand(K, -1).clone()
             self.central_theta = self.theta.unsqueeze(0).clone()
 
@@ -166,7 +178,7 @@ class Simulation:
         self.keep = personalise.kept_at_home(self.model, config.personal.method)
         self.personal = (self.theta.expand(K, -1).clone()
                          if config.personal.method in ("fedper", "fedbn", "ditto") else None)
-        self._personal_gen = _torch_generator(personal_ss)
+        self._personal_gen = torch_generator(personal_ss)
 
         self.privacy = None
         if config.privacy.mechanism != "none":

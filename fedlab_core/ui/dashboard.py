@@ -797,6 +797,43 @@ class Dashboard(BackgroundRun):
         if block:
             self.wait()
 
+    def follow(self, deployment, *, block: bool = False) -> None:
+        """Show a Flower deployment's rounds live, from its metrics stream.
+
+        ``deployment`` is a ``fedlab_core.flower.Deployment`` (started or not):
+        the dashboard starts it if needed, draws each round as the server
+        records it, and stops its processes at the end or on Stop (the rounds
+        received stay). ``block=True`` waits for the end (scripts, tests).
+        """
+        from fedlab_core.flower.deployment import FollowedRun
+
+        if self.running:
+            return
+        self.error = None
+        self._show_error("")
+        self._set_running(True)
+        n = deployment.config.data.n_clients
+        self._set_status(f"starting Flower on this machine: a SuperLink and {n} SuperNodes…")
+        run = FollowedRun(deployment)
+        with self._lock:
+            self.simulation = run   # so that Stop reaches it while Flower starts
+            self._elapsed = 0.0
+        self._start(self._follow_loop, run, name="fedlab-follow")
+        if block:
+            self.wait()
+
+    def _follow_loop(self, run, stop_event: threading.Event) -> None:
+        try:
+            run.start()
+        except Exception as e:
+            self._record_error(e)
+            self._set_status("the deployment did not start: see the message in red", kind="stopped")
+            self._set_running(False)
+            return
+        self._reset_chart(run.history)
+        self._set_progress(run, 0.0)
+        self._loop(run, stop_event)
+
     def _loop(self, sim, stop_event: threading.Event) -> None:
         t0 = time.perf_counter()
         elapsed0 = self._elapsed
