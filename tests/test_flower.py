@@ -23,31 +23,12 @@ from fedlab_core.client import SharedShuffle, epoch_order  # noqa: E402
 from fedlab_core.config import ExperimentConfig  # noqa: E402
 from fedlab_core.flower import client as node_side  # noqa: E402
 from fedlab_core.flower.deployment import Deployment, check_deployable, make_certificates  # noqa: E402
-from fedlab_core.flower.server import MetricsStream, Server  # noqa: E402
+from fedlab_core.flower.server import MetricsStream  # noqa: E402
 from fedlab_core.history import History, RoundRecord, json_safe  # noqa: E402
 from fedlab_core.simulation import Simulation  # noqa: E402
+from flowerkit import server_and_send  # noqa: E402
 
 SMALL = {"data.n_samples": 600, "data.n_clients": 3, "federation.rounds": 3, "baselines": False}
-
-
-def _nodes(config: ExperimentConfig) -> list[node_side.Node]:
-    run_config = {"fedlab-config": json.dumps(config.to_dict())}
-    return [node_side.Node(run_config, {"partition-id": k}) for k in range(config.data.n_clients)]
-
-
-def _server_and_send(config: ExperimentConfig, *, lose=()):
-    """A Server wired to the hospitals' handlers in this process; hospitals in ``lose``
-    never answer (a real network's silence)."""
-    nodes = _nodes(config)
-    info = [node_side.describe(node, None)["info"] for node in nodes]
-    server = Server(config, n_train=[int(i["n-train"]) for i in info],
-                    n_test=[int(i["n-test"]) for i in info],
-                    names=[str(i["name"]) for i in info], n_features=int(info[0]["n-features"]))
-
-    def send(kind, content):
-        return {k: node_side.HANDLERS[kind](nodes[k], rd) for k, rd in content.items() if k not in lose}
-
-    return server, send
 
 
 def test_shared_shuffle_is_the_clients_row_of_the_joint_shuffle():
@@ -75,7 +56,7 @@ def test_shared_shuffle_is_the_clients_row_of_the_joint_shuffle():
         "regions", "central-dp", "mlp"])
 def test_server_and_nodes_equal_the_simulation_round_by_round(overrides):
     config = check_deployable(ExperimentConfig().with_overrides({**SMALL, **overrides}))
-    server, send = _server_and_send(config)
+    server, send = server_and_send(config)
     sim = Simulation(config)
     for _ in range(config.federation.rounds):
         got, want = server.train_round(send), sim.step()
@@ -93,7 +74,7 @@ def test_server_and_nodes_equal_the_simulation_round_by_round(overrides):
 
 def test_the_server_never_sees_a_patient_row():
     config = check_deployable(ExperimentConfig().with_overrides(SMALL))
-    server, send = _server_and_send(config)
+    server, send = server_and_send(config)
     seen = []
 
     def spy(kind, content):
@@ -114,7 +95,7 @@ def test_the_server_never_sees_a_patient_row():
 
 def test_a_hospital_that_does_not_answer_is_dropped_and_the_round_goes_on():
     config = check_deployable(ExperimentConfig().with_overrides(SMALL))
-    server, send = _server_and_send(config, lose={1})
+    server, send = server_and_send(config, lose={1})
     record = server.train_round(send)
     assert record.participants == [0, 2] and record.dropped == [1]
     assert "did not answer" in record.note
@@ -124,7 +105,7 @@ def test_a_hospital_that_does_not_answer_is_dropped_and_the_round_goes_on():
 
 def test_pooled_auc_is_left_nan_because_the_server_has_no_test_labels():
     config = check_deployable(ExperimentConfig().with_overrides(SMALL))
-    server, send = _server_and_send(config)
+    server, send = server_and_send(config)
     assert np.isnan(server.train_round(send).global_pooled["auc"])
 
 
@@ -204,7 +185,7 @@ def test_the_metrics_stream_is_read_in_whole_lines(tmp_path):
     config = ExperimentConfig().with_overrides(SMALL)
     dep = Deployment(config, folder=tmp_path)
     stream = MetricsStream(str(tmp_path / "server"))
-    server, send = _server_and_send(check_deployable(config))
+    server, send = server_and_send(check_deployable(config))
     header = server.history.to_dict()
     header.pop("records")
     stream.write("start", header)

@@ -242,6 +242,10 @@ class Deployment:
         self._read = 0   # bytes of the metrics stream already read
         self._lock = threading.Lock()
 
+    @property
+    def started(self) -> bool:
+        return bool(self.processes)
+
     # ---- paths -----------------------------------------------------------
     @property
     def stream_path(self) -> Path:
@@ -320,7 +324,7 @@ class Deployment:
 
     def start(self) -> "Deployment":
         """Write the run's files, start SuperLink and SuperNodes, submit the app."""
-        if self.processes:
+        if self.started:
             raise RuntimeError("this deployment has already started")
         self.folder.mkdir(parents=True, exist_ok=True)
         partitions = self._write_partitions()
@@ -502,7 +506,7 @@ class FollowedRun:
         """Start the deployment (if it has not started) and wait for the server's first
         words: the hospitals' names and the privacy plan, which the figures need."""
         dep = self.deployment
-        if not dep.processes:
+        if not dep.started:
             dep.start()
         deadline = time.monotonic() + self.startup_timeout
         while dep.history is None:
