@@ -332,7 +332,10 @@ class Deployment:
         ports = self._ports()
         self.link_port, self.node_ports = ports[0], ports[1:]
         bindir = Path(sys.executable).parent
-        env = {**os.environ, "FLWR_HOME": str(self.folder / "flwr-home"),
+        # Flower reports usage events to its developers unless told not to; a kit about
+        # keeping data at home does not phone home (set FLWR_TELEMETRY_ENABLED=1 to allow it)
+        env = {"FLWR_TELEMETRY_ENABLED": "0", **os.environ,
+               "FLWR_HOME": str(self.folder / "flwr-home"),
                "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
                "PYTHONUNBUFFERED": "1",
                # each node's SuperExec looks for new work every second by default; a

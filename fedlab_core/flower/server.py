@@ -104,7 +104,7 @@ class Server:
     def train_round(self, send) -> RoundRecord:
         """Sample, train remotely, aggregate, step; then evaluate and record."""
         start = time.perf_counter()
-        fc, tc, K = self.config.federation, self.config.train, self.K
+        K = self.K
         sampled = self._sample()
         record = RoundRecord(round=len(self.history) + 1, participants=[], global_pooled={},
                              global_clients=[], local_clients=[None] * K,
@@ -139,7 +139,7 @@ class Server:
         return record
 
     def _aggregate(self, arrived: np.ndarray, replies: dict, record: RoundRecord) -> None:
-        tc, fc = self.config.train, self.config.federation
+        tc = self.config.train
         dtype = self.theta.dtype
         local = torch.stack([torch.from_numpy(replies[k]["theta"].to_numpy_ndarrays()[0].copy())
                              for k in arrived.tolist()]).to(dtype)
