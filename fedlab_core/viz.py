@@ -18,7 +18,12 @@ wrap them in a live ``FigureWidget``; notebooks show them directly.
 
 Colours are the Okabe–Ito colour-blind-safe set (Okabe & Ito 2008, "Color
 Universal Design"); a hospital is also told apart by its marker symbol and a
-model kind by its dash style, so nothing relies on colour alone.
+model kind by its dash style, so nothing relies on colour alone. The other
+figure modules (``viz_privacy``, ``viz_secure``, ``viz_personal``) take their
+colours, greys and font from the constants here: ``OKABE_ITO`` (also by name:
+``BLACK``, ``ORANGE``, …), ``NEUTRALS`` for what is not data (grid lines,
+"the rest" bars, chance lines), ``rgba`` for a translucent palette colour, and
+``FONT`` (``FONT_SIZE`` = 13 px, the smallest text any figure draws).
 
 >>> from fedlab_core.history import History
 >>> fig = learning_curves(History(config={}, client_names=["A", "B"]))
@@ -36,7 +41,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 __all__ = [
-    "OKABE_ITO", "HOSPITAL_COLORS", "HOSPITAL_SYMBOLS", "MODEL_DASH", "METRIC_LABELS",
+    "OKABE_ITO", "BLACK", "ORANGE", "SKY_BLUE", "BLUISH_GREEN", "YELLOW", "BLUE", "VERMILLION",
+    "REDDISH_PURPLE", "GRID_GREY", "LIGHT_GREY", "MID_GREY", "GREY", "WHITE", "NEUTRALS", "rgba",
+    "FONT_SIZE", "FONT", "HOSPITAL_COLORS", "HOSPITAL_SYMBOLS", "MODEL_DASH", "METRIC_LABELS",
     "TraceSpec", "trace_specs", "has_baselines", "curve_data", "learning_curves",
     "update_learning_curves", "set_metric_axes", "set_round_range", "partition_figure",
     "hospital_style", "figure_summary", "RUN_COLORS", "RUN_DASHES", "run_style",
@@ -47,9 +54,13 @@ __all__ = [
 # vermillion, reddish purple.
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73",
              "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+BLACK, ORANGE, SKY_BLUE, BLUISH_GREEN, YELLOW, BLUE, VERMILLION, REDDISH_PURPLE = OKABE_ITO
+# Greys carry no meaning by hue, so they are safe for everything that is not a
+# series of data: grid lines, the "negative" remainder of a share, a chance line.
+GRID_GREY, LIGHT_GREY, MID_GREY, GREY, WHITE = "#E5E5E5", "#DDDDDD", "#BBBBBB", "#999999", "#FFFFFF"
+NEUTRALS = (GRID_GREY, LIGHT_GREY, MID_GREY, GREY, WHITE)
 # Black is kept for the global model; yellow goes last (weak on white).
-HOSPITAL_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7",
-                   "#D55E00", "#56B4E9", "#F0E442")
+HOSPITAL_COLORS = (BLUE, ORANGE, BLUISH_GREEN, REDDISH_PURPLE, VERMILLION, SKY_BLUE, YELLOW)
 HOSPITAL_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x",
                     "star", "triangle-down", "pentagon", "hexagon", "star-triangle-up",
                     "hourglass", "bowtie", "triangle-left", "triangle-right",
@@ -66,7 +77,24 @@ MODEL_LABELS = {
 }
 METRIC_LABELS = {"accuracy": "accuracy", "auc": "ROC AUC", "loss": "loss (cross-entropy)"}
 _METRICS = tuple(METRIC_LABELS)
-_FONT = dict(family="Arial, Helvetica, sans-serif", size=13)
+# 13 px is the floor for every text in every figure (ticks, legends, labels on
+# bars): below it, a projected figure is unreadable from the back of a room.
+FONT_SIZE = 13
+FONT = dict(family="Arial, Helvetica, sans-serif", size=FONT_SIZE)
+
+
+def rgba(color: str, alpha: float) -> str:
+    """A palette colour ``"#RRGGBB"`` made translucent: ``"rgba(r, g, b, alpha)"``.
+
+    >>> rgba(BLUE, 0.15)
+    'rgba(0, 114, 178, 0.15)'
+    """
+    if not (isinstance(color, str) and len(color) == 7 and color.startswith("#")):
+        raise ValueError(f"color = {color!r} is not allowed: give a '#RRGGBB' colour such as {BLUE!r}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha = {alpha!r} is not allowed: must be in [0, 1]")
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha:g})"
 
 
 def hospital_style(k: int) -> dict[str, str]:
@@ -197,15 +225,15 @@ def learning_curves(history, *, metric: str = "accuracy", baselines: bool | None
         fig.add_trace(_trace(spec, x, y, names, baselines=baselines), row=1, col=spec.panel)
 
     fig.update_xaxes(title_text="round", rangemode="tozero", zeroline=False,
-                     showgrid=True, gridcolor="#e5e5e5")
+                     showgrid=True, gridcolor=GRID_GREY)
     set_round_range(fig, rounds)
-    fig.update_yaxes(showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+    fig.update_yaxes(showgrid=True, gridcolor=GRID_GREY, zeroline=False)
     set_metric_axes(fig, metric)
     _empty_y_range(fig, metric, empty=len(history) == 0)
     fig.update_layout(
-        template="simple_white", font=_FONT, height=height, width=width,
+        template="simple_white", font=FONT, height=height, width=width,
         margin=dict(l=60, r=20, t=50, b=50),
-        legend=dict(groupclick="togglegroup", tracegroupgap=6, font=dict(size=11)),
+        legend=dict(groupclick="togglegroup", tracegroupgap=6),
         hovermode="closest", uirevision="fedlab",
         meta={"fedlab": "learning_curves", "metric": metric},
     )
@@ -258,7 +286,7 @@ def set_round_range(fig, rounds: int | None) -> None:
 
 def _trace(spec: TraceSpec, x, y, names, *, baselines: bool = True) -> go.Scatter:
     if spec.client is None:
-        color, symbol = OKABE_ITO[0], "circle"
+        color, symbol = BLACK, "circle"
         group_title = "all hospitals"
     else:
         st = hospital_style(spec.client)
@@ -274,7 +302,7 @@ def _trace(spec: TraceSpec, x, y, names, *, baselines: bool = True) -> go.Scatte
         x=x, y=y, name=spec.name, mode="lines+markers",
         line=dict(color=color, width=width, dash=MODEL_DASH[spec.model]),
         marker=dict(symbol=symbol, size=9 if global_pooled else 7, color=color,
-                    line=dict(width=0.5, color="white"), maxdisplayed=25),
+                    line=dict(width=0.5, color=WHITE), maxdisplayed=25),
         opacity=1.0 if spec.model == "global" else 0.85,
         legendgroup=spec.legendgroup,
         legendgrouptitle=dict(text=group_title),
@@ -363,19 +391,22 @@ def partition_figure(summary, *, height: int | None = None, width: int | None = 
     fig = make_subplots(rows=1, cols=len(titles), shared_yaxes=True, horizontal_spacing=0.035,
                         subplot_titles=titles)
     fig.add_trace(go.Bar(y=names, x=n_train, name="train", orientation="h",
-                         marker=dict(color="#0072B2"), legendgroup="size",
+                         marker=dict(color=BLUE), legendgroup="size",
                          hovertemplate="%{y}: %{x} train<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Bar(y=names, x=n_test, name="test", orientation="h",
-                         marker=dict(color="#56B4E9", pattern=dict(shape="/")),
+                         marker=dict(color=SKY_BLUE, pattern=dict(shape="/")),
                          legendgroup="size",
                          hovertemplate="%{y}: %{x} test<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Bar(y=names, x=pos, name="positive (disease)", orientation="h",
-                         marker=dict(color="#D55E00"), legendgroup="labels",
+                         marker=dict(color=VERMILLION), legendgroup="labels",
                          text=[f"{p:.0%}" for p in pos], textposition="inside",
                          insidetextanchor="start",
                          hovertemplate="%{y}: %{x:.1%} positive<extra></extra>"), row=1, col=2)
     fig.add_trace(go.Bar(y=names, x=[1 - p for p in pos], name="negative", orientation="h",
-                         marker=dict(color="#DDDDDD"),
+                         # dotted as well as lighter: told apart from the vermillion
+                         # share without colour
+                         marker=dict(color=LIGHT_GREY,
+                                     pattern=dict(shape=".", fgcolor=GREY, solidity=0.2)),
                          legendgroup="labels",
                          hovertemplate="%{y}: %{x:.1%} negative<extra></extra>"), row=1, col=2)
     fig.add_trace(_odd_one_out_bars(names, js, "JS distance",
@@ -384,12 +415,12 @@ def partition_figure(summary, *, height: int | None = None, width: int | None = 
         fig.add_trace(_odd_one_out_bars(names, fs, "feature shift",
                                         "%{y}: feature means %{x:.2f} pooled SDs away"), row=1, col=4)
     fig.update_layout(
-        barmode="stack", template="simple_white", font=_FONT, width=width,
+        barmode="stack", template="simple_white", font=FONT, width=width,
         height=height or max(260, 150 + 28 * n), margin=dict(l=10, r=30, t=60, b=100),
         legend=dict(orientation="h", x=0, xanchor="left", yref="container", y=0.01,
                     yanchor="bottom"),
         bargap=0.25, title=dict(text=title, x=0.01) if title else None,
-        uniformtext=dict(minsize=9, mode="hide"),  # no unreadable shrunken labels
+        uniformtext=dict(minsize=FONT_SIZE, mode="hide"),  # no unreadable shrunken labels
         meta={"fedlab": "partition_figure"},
     )
     fig.update_yaxes(autorange="reversed", type="category")
@@ -409,7 +440,7 @@ def _odd_one_out_bars(names, values, name, hover) -> go.Bar:
     """Grey bars, the largest one vermillion: the hospital least like the pool."""
     finite = [v for v in values if not math.isnan(v)]
     worst = max(finite) if finite else math.nan
-    colors = ["#D55E00" if (finite and v == worst and worst > 0) else "#999999" for v in values]
+    colors = [VERMILLION if (finite and v == worst and worst > 0) else GREY for v in values]
     return go.Bar(y=names, x=values, name=name, orientation="h", marker=dict(color=colors),
                   showlegend=False, text=[("" if math.isnan(v) else f"{v:.2f}") for v in values],
                   textposition="outside", cliponaxis=False, hovertemplate=hover + "<extra></extra>")
@@ -424,7 +455,7 @@ def figure_summary(fig: go.Figure) -> dict[str, Any]:
 
 # one style per named run: colour (Okabe–Ito, black first), marker symbol and dash all differ,
 # so two runs are told apart in greyscale and by colour-blind readers
-RUN_COLORS = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+RUN_COLORS = (BLACK, BLUE, VERMILLION, BLUISH_GREEN, REDDISH_PURPLE, ORANGE, SKY_BLUE)
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
@@ -457,7 +488,7 @@ def _run_line(i: int, name: str, x, y, *, hover: str, showlegend: bool = True,
     return go.Scatter(x=list(x), y=list(y), name=name, mode="lines+markers",
                       line=dict(color=st["color"], dash=st["dash"], width=width),
                       marker=dict(symbol=st["symbol"], color=st["color"], size=7,
-                                  line=dict(width=0.5, color="white"), maxdisplayed=25),
+                                  line=dict(width=0.5, color=WHITE), maxdisplayed=25),
                       legendgroup=f"run{i}", showlegend=showlegend, connectgaps=False,
                       hovertemplate=f"<b>{name}</b><br>{hover}<extra></extra>",
                       meta={"run": name})
@@ -494,8 +525,8 @@ def compare_runs(histories, *, metric: str = "accuracy", title: str | None = Non
         fig.add_trace(_run_line(i, name, x, worst, showlegend=False,
                                 hover=f"round %{{x}}: {label} %{{y:.3f}} (worst hospital)"),
                       row=1, col=2)
-    fig.update_xaxes(title_text="round", showgrid=True, gridcolor="#e5e5e5", zeroline=False)
-    fig.update_yaxes(showgrid=True, gridcolor="#e5e5e5", zeroline=False, autorange=True,
+    fig.update_xaxes(title_text="round", showgrid=True, gridcolor=GRID_GREY, zeroline=False)
+    fig.update_yaxes(showgrid=True, gridcolor=GRID_GREY, zeroline=False, autorange=True,
                      autorangeoptions=_yaxis_clip(metric))
     fig.update_yaxes(title_text=label, row=1, col=1)
     fig.update_yaxes(title_text=f"{label}, worst hospital", row=1, col=2)
@@ -506,10 +537,10 @@ def compare_runs(histories, *, metric: str = "accuracy", title: str | None = Non
 def _lab_layout(fig, kind: str, metric: str, *, title, height, width, left: int = 60,
                 top: tuple[int, int] = (60, 40), hovermode: str = "closest") -> None:
     """The look the aggregation-lab figures share; ``top`` is the margin with/without a title."""
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+    fig.update_layout(template="simple_white", font=FONT, height=height, width=width,
                       margin=dict(l=left, r=20, t=top[0] if title else top[1], b=50),
                       title=dict(text=title, x=0.01) if title else None,
-                      legend=dict(font=dict(size=11)), hovermode=hovermode,
+                      hovermode=hovermode,
                       meta={"fedlab": kind, "metric": metric})
 
 
@@ -543,27 +574,27 @@ def fairness_figure(history, *, metric: str = "accuracy", title: str | None = No
         cols = {c: [float(v) for v in table[c]] for c in ("worst", "mean", "best")}
     else:
         x, cols = [], {"worst": [], "mean": [], "best": []}
-    band = "rgba(0, 114, 178, 0.15)"   # Okabe–Ito blue, light
+    band = rgba(BLUE, 0.15)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=cols["best"], name="best hospital", mode="lines+markers",
-                             line=dict(color="#0072B2", width=1.6, dash="dot"),
-                             marker=dict(symbol="triangle-up", size=7, color="#0072B2"),
+                             line=dict(color=BLUE, width=1.6, dash="dot"),
+                             marker=dict(symbol="triangle-up", size=7, color=BLUE),
                              hovertemplate=f"round %{{x}}: best {label} %{{y:.3f}}<extra></extra>",
                              meta={"series": "best"}))
     fig.add_trace(go.Scatter(x=x, y=cols["worst"], name="worst hospital", mode="lines+markers",
-                             line=dict(color="#D55E00", width=1.6, dash="dash"),
-                             marker=dict(symbol="triangle-down", size=7, color="#D55E00"),
+                             line=dict(color=VERMILLION, width=1.6, dash="dash"),
+                             marker=dict(symbol="triangle-down", size=7, color=VERMILLION),
                              fill="tonexty", fillcolor=band,
                              hovertemplate=f"round %{{x}}: worst {label} %{{y:.3f}}<extra></extra>",
                              meta={"series": "worst"}))
     fig.add_trace(go.Scatter(x=x, y=cols["mean"], name="mean over hospitals", mode="lines+markers",
-                             line=dict(color="#000000", width=3),
-                             marker=dict(symbol="circle", size=7, color="#000000"),
+                             line=dict(color=BLACK, width=3),
+                             marker=dict(symbol="circle", size=7, color=BLACK),
                              hovertemplate=f"round %{{x}}: mean {label} %{{y:.3f}}<extra></extra>",
                              meta={"series": "mean"}))
-    fig.update_xaxes(title_text="round", showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+    fig.update_xaxes(title_text="round", showgrid=True, gridcolor=GRID_GREY, zeroline=False)
     fig.update_yaxes(title_text=f"{label} (each hospital's own test set)", showgrid=True,
-                     gridcolor="#e5e5e5", zeroline=False, autorange=True,
+                     gridcolor=GRID_GREY, zeroline=False, autorange=True,
                      autorangeoptions=_yaxis_clip(metric))
     _lab_layout(fig, "fairness_figure", metric, title=title, height=height, width=width,
                 top=(50, 20), hovermode="x unified")
@@ -619,18 +650,18 @@ def communication_figure(histories, *, metric: str = "accuracy", title: str | No
             x=[total], y=[value], name=name, mode="markers+text", text=[name],
             textposition="top center", showlegend=False, legendgroup=f"run{i}",
             marker=dict(symbol=st["symbol"], color=st["color"], size=12,
-                        line=dict(width=1, color="white")),
+                        line=dict(width=1, color=WHITE)),
             hovertemplate=f"<b>{name}</b><br>%{{x:,}} bytes up · final {label} %{{y:.3f}}"
                           "<extra></extra>",
             meta={"run": name, "total_bytes_up": total}), row=1, col=2)
-    fig.update_xaxes(title_text="round", showgrid=True, gridcolor="#e5e5e5", zeroline=False,
+    fig.update_xaxes(title_text="round", showgrid=True, gridcolor=GRID_GREY, zeroline=False,
                      row=1, col=1)
-    fig.update_yaxes(title_text="bytes (cumulative)", showgrid=True, gridcolor="#e5e5e5",
+    fig.update_yaxes(title_text="bytes (cumulative)", showgrid=True, gridcolor=GRID_GREY,
                      rangemode="tozero", row=1, col=1)
     fig.update_xaxes(title_text="total bytes sent up (log)", type="log", showgrid=True,
-                     gridcolor="#e5e5e5", row=1, col=2)
+                     gridcolor=GRID_GREY, row=1, col=2)
     fig.update_yaxes(title_text=f"final {label} (pooled test)", showgrid=True,
-                     gridcolor="#e5e5e5", autorange=True, autorangeoptions=_yaxis_clip(metric),
+                     gridcolor=GRID_GREY, autorange=True, autorangeoptions=_yaxis_clip(metric),
                      row=1, col=2)
     _lab_layout(fig, "communication_figure", metric, title=title, height=height, width=width,
                 left=70)

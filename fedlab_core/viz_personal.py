@@ -10,8 +10,9 @@
   lesion, so the scanners' differences are seen before they are measured.
 - ``intensity_histograms(dataset)``: each hospital's pixel intensities.
 
-Bars are told apart by colour (Okabe–Ito) *and* pattern, so the figures read
-in greyscale and for colour-blind readers.
+Bars are told apart by colour (Okabe–Ito, the palette of ``fedlab_core.viz``)
+*and* pattern, lines by colour *and* dash and marker, so the figures read in
+greyscale and for colour-blind readers.
 
 >>> from fedlab_core.history import History
 >>> fig = hospital_gains(History(config={}, client_names=["A", "B"]))
@@ -29,16 +30,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from fedlab_core.personalise import hospital_verdicts
-from fedlab_core.viz import _FONT, HOSPITAL_COLORS, RUN_COLORS
+from fedlab_core.viz import (BLACK, BLUE, FONT, FONT_SIZE, GRID_GREY, ORANGE, RUN_COLORS, RUN_DASHES,
+                              WHITE, hospital_style)
 
 __all__ = ["hospital_gains", "update_hospital_gains", "hospital_comparison", "scan_gallery",
            "intensity_histograms"]
 
 # which bar is which model: colour, pattern
 _BARS = {
-    "local_only": ("local-only (never shares)", "#E69F00", "/"),
-    "global": ("global model", "#000000", ""),
-    "personal": ("personalised model", "#0072B2", "x"),
+    "local_only": ("local-only (never shares)", ORANGE, "/"),
+    "global": ("global model", BLACK, ""),
+    "personal": ("personalised model", BLUE, "x"),
 }
 BACKGROUND = 0.02
 _PATTERNS = ("", "/", "x", ".", "\\", "+", "-", "|")
@@ -80,18 +82,18 @@ def hospital_gains(history, *, last: int = 1, title: str | None = GAINS_TITLE, h
     for key, (label, color, pattern) in _BARS.items():
         fig.add_trace(go.Bar(
             x=names, y=values[key], name=label, marker=dict(color=color, pattern_shape=pattern,
-                                                            line=dict(color="white", width=0.5)),
+                                                            line=dict(color=WHITE, width=0.5)),
             hovertemplate=f"%{{x}}: {label} %{{y:.3f}}<extra></extra>", meta={"model": key}))
     fig.add_trace(go.Scatter(x=names, y=[1.04] * len(names), text=marks, mode="text", name="verdict",
-                             textfont=dict(size=13), showlegend=False, hoverinfo="skip",
+                             showlegend=False, hoverinfo="skip",
                              meta={"model": "verdict"}))
-    fig.update_layout(template="simple_white", font=_FONT, barmode="group", height=height,
+    fig.update_layout(template="simple_white", font=FONT, barmode="group", height=height,
                       width=width, margin=dict(l=60, r=20, t=60 if title else 30, b=50),
                       title=dict(text=title, x=0.01) if title else None,
-                      legend=dict(orientation="h", y=-0.18, font=dict(size=11)),
+                      legend=dict(orientation="h", y=-0.18),
                       meta={"fedlab": "hospital_gains", "last": last})
     fig.update_yaxes(title_text="accuracy, hospital's own test set", range=[0, 1.1],
-                     showgrid=True, gridcolor="#e5e5e5")
+                     showgrid=True, gridcolor=GRID_GREY)
     return fig
 
 
@@ -134,20 +136,20 @@ def hospital_comparison(histories: Mapping[str, object], *, model: str = "auto",
         scores = r.personal_clients if use_personal else r.global_clients
         bars.append((name, [m["accuracy"] for m in scores]))
     for i, (name, ys) in enumerate(bars):
-        color = RUN_COLORS[(i + 1) % len(RUN_COLORS)] if i else "#E69F00"
+        color = RUN_COLORS[(i + 1) % len(RUN_COLORS)] if i else ORANGE
         fig.add_trace(go.Bar(x=names, y=[_nan(v) for v in ys], name=name,
                              marker=dict(color=color, pattern_shape=_PATTERNS[i % len(_PATTERNS)],
-                                         line=dict(color="white", width=0.5)),
+                                         line=dict(color=WHITE, width=0.5)),
                              text=[f"{v:.2f}" if _nan(v) is not None else "" for v in ys],
-                             textposition="outside", textfont=dict(size=10),
+                             textposition="outside",
                              hovertemplate=f"%{{x}}: {name} %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(template="simple_white", font=_FONT, barmode="group", height=height,
+    fig.update_layout(template="simple_white", font=FONT, barmode="group", height=height,
                       width=width, margin=dict(l=60, r=20, t=60 if title else 30, b=50),
                       title=dict(text=title, x=0.01) if title else None,
-                      legend=dict(orientation="h", y=-0.18, font=dict(size=11)),
+                      legend=dict(orientation="h", y=-0.18),
                       meta={"fedlab": "hospital_comparison"})
     fig.update_yaxes(title_text="accuracy, hospital's own test set", range=[0, 1.08],
-                     showgrid=True, gridcolor="#e5e5e5")
+                     showgrid=True, gridcolor=GRID_GREY)
     return fig
 
 
@@ -196,10 +198,10 @@ def scan_gallery(dataset, *, per_class: int = 3, split: str = "train", height: i
     fig.update_yaxes(visible=False)
     for i in range(1, K * cols + 1):   # square pixels in every panel
         fig.layout[f"yaxis{i if i > 1 else ''}"].scaleanchor = f"x{i if i > 1 else ''}"
-    fig.update_layout(template="simple_white", font=_FONT, height=height or 110 * K + 60,
+    fig.update_layout(template="simple_white", font=FONT, height=height or 110 * K + 60,
                       width=width, margin=dict(l=10, r=110, t=40, b=10),
                       meta={"fedlab": "scan_gallery"})
-    fig.for_each_annotation(lambda a: a.update(font=dict(size=12)))
+    fig.for_each_annotation(lambda a: a.update(font=dict(size=FONT_SIZE)))
     return fig
 
 
@@ -218,13 +220,17 @@ def intensity_histograms(dataset, *, bins: int = 40, height: int = 320,
         pixels = np.asarray(client.X_train).ravel()
         # the black background outside the body would dwarf everything else
         counts, _ = np.histogram(pixels[pixels > BACKGROUND], bins=edges, density=True)
-        color = HOSPITAL_COLORS[k % len(HOSPITAL_COLORS)]
+        # colour, dash and marker all differ, so any number of hospitals stays apart
+        style = hospital_style(k)
         fig.add_trace(go.Scatter(x=(edges[:-1] + edges[1:]) / 2, y=counts, name=client.name,
-                                 mode="lines", line=dict(color=color, width=2.4,
-                                                         dash=("solid", "dash", "dot", "dashdot")[k % 4]),
+                                 mode="lines+markers",
+                                 line=dict(color=style["color"], width=2.4,
+                                           dash=RUN_DASHES[k % len(RUN_DASHES)]),
+                                 marker=dict(symbol=style["symbol"], color=style["color"], size=7,
+                                             maxdisplayed=10),
                                  line_shape="hvh",
                                  hovertemplate=f"{client.name}: %{{x:.2f}}<extra></extra>"))
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+    fig.update_layout(template="simple_white", font=FONT, height=height, width=width,
                       margin=dict(l=60, r=20, t=30, b=50), meta={"fedlab": "intensity_histograms"})
     fig.update_xaxes(title_text="pixel intensity (0 black, 1 white)")
     fig.update_yaxes(title_text="density")

@@ -1,7 +1,8 @@
 """Privacy figures: the ε meter, the privacy–utility frontier, attack ROC curves, inversions.
 
 Pure plotly builders like ``fedlab_core.viz`` (data in, ``go.Figure`` out),
-in the same colour-blind-safe styles:
+in the same colour-blind-safe styles (the palette, greys and font of
+``fedlab_core.viz``):
 
 - ``privacy_meter(history)``: ε spent so far as a gauge, and ε per round
   (the headline and each hospital's own), against the budget.
@@ -28,12 +29,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from fedlab_core.viz import _FONT, hospital_style, run_style
+from fedlab_core.viz import (BLACK, FONT, GREY, GRID_GREY, VERMILLION, hospital_style, rgba,
+                              run_style)
 
 __all__ = ["privacy_meter", "update_privacy_meter", "meter_budget", "frontier_figure",
            "attack_roc_figure", "inversion_figure"]
 
-_GRID = dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+_GRID = dict(showgrid=True, gridcolor=GRID_GREY, zeroline=False)
+_PATTERNS = ("/", "x", ".", "-", "\\", "+", "|")
 
 
 def meter_budget(config: Mapping[str, Any] | None) -> float | None:
@@ -81,15 +84,15 @@ def privacy_meter(history, *, budget: float | None = None, height: int = 320,
     fig.add_trace(go.Indicator(
         mode="number+gauge", value=_gauge_value(last),
         number=dict(valueformat=".3~g", suffix="" if last is None or math.isfinite(last) else " (∞)"),
-        title=dict(text=_gauge_title(history), font=dict(size=13)),
+        title=dict(text=_gauge_title(history)),
         domain=dict(x=[0.0, 0.26], y=[0.05, 0.85]),
-        gauge=dict(axis=dict(range=[0, _gauge_top(headline, budget)]), bar=dict(color="#000000"),
-                   threshold=dict(value=budget, line=dict(color="#D55E00", width=3))
+        gauge=dict(axis=dict(range=[0, _gauge_top(headline, budget)]), bar=dict(color=BLACK),
+                   threshold=dict(value=budget, line=dict(color=VERMILLION, width=3))
                    if budget else None)))
     # the headline is a wide grey band *under* the hospitals' lines: it highlights
     # the worst hospital's line instead of hiding it
     fig.add_trace(go.Scatter(x=x, y=headline, name="ε (worst unit)", mode="lines",
-                             line=dict(color="rgba(0, 0, 0, 0.28)", width=9),
+                             line=dict(color=rgba(BLACK, 0.28), width=9),
                              hovertemplate="round %{x}: ε = %{y:.3g}<extra></extra>",
                              meta={"fedlab_meter": "headline"}))
     for k, name in enumerate(history.client_names):
@@ -101,17 +104,16 @@ def privacy_meter(history, *, budget: float | None = None, height: int = 320,
             hovertemplate=f"<b>{name}</b> round %{{x}}: ε = %{{y:.3g}}<extra></extra>",
             meta={"fedlab_meter": "client", "client": k}))
     if budget:
-        fig.add_hline(y=budget, line=dict(color="#D55E00", dash="dash", width=2.5),
+        fig.add_hline(y=budget, line=dict(color=VERMILLION, dash="dash", width=2.5),
                       annotation_text=f"budget ε = {budget:g}", annotation_position="top left",
-                      annotation_font=dict(color="#D55E00"))
+                      annotation_font=dict(color=VERMILLION))
     rounds = ((history.config or {}).get("federation") or {}).get("rounds")
     fig.update_layout(
-        template="simple_white", font=_FONT, height=height, width=width,
+        template="simple_white", font=FONT, height=height, width=width,
         margin=dict(l=40, r=20, t=40, b=50), hovermode="closest", uirevision="fedlab",
         xaxis=dict(domain=[0.36, 1.0], title="round", range=[0, rounds] if rounds else None, **_GRID),
         yaxis=dict(title="ε spent so far", rangemode="tozero",
                    range=[0, budget * 1.2] if budget else None, **_GRID),
-        legend=dict(font=dict(size=11)),
         meta={"fedlab": "privacy_meter", "budget": budget})
     return fig
 
@@ -167,12 +169,12 @@ def frontier_figure(table, *, metric: str = "accuracy", title: str | None = None
     if len(private_free):
         mean = float(private_free[f"{metric}_mean"].iloc[0])
         sd = float(private_free[f"{metric}_sd"].iloc[0])
-        fig.add_hline(y=mean, line=dict(color="#000000", dash="dash", width=2),
+        fig.add_hline(y=mean, line=dict(color=BLACK, dash="dash", width=2),
                       annotation_text=f"no DP (ε = ∞): {mean:.3f} ± {sd:.3f}",
                       annotation_position="bottom right")
     fig.update_xaxes(type="log", title="ε (smaller = more private)", **_GRID)
     fig.update_yaxes(title=metric, **_GRID)
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+    fig.update_layout(template="simple_white", font=FONT, height=height, width=width,
                       margin=dict(l=60, r=20, t=60 if title else 30, b=50),
                       title=dict(text=title, x=0.01) if title else None,
                       meta={"fedlab": "frontier_figure", "metric": metric})
@@ -192,29 +194,33 @@ def attack_roc_figure(results: Mapping[str, Any], *, epsilon: float | None = Non
     fpr_grid = np.logspace(-4, 0, 200)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=fpr_grid, y=fpr_grid, name="chance (TPR = FPR)", mode="lines",
-                             line=dict(color="#999999", dash="dot", width=1.5), hoverinfo="skip"))
+                             line=dict(color=GREY, dash="dot", width=1.5), hoverinfo="skip"))
     if epsilon is not None and math.isfinite(epsilon):
         bound = np.minimum(np.exp(epsilon) * fpr_grid + delta,
                            1 - np.exp(-epsilon) * (1 - delta - fpr_grid))
         fig.add_trace(go.Scatter(x=fpr_grid, y=np.clip(bound, 0, 1),
                                  name=f"DP bound at ε = {epsilon:.3g}: no attack above", mode="lines",
-                                 line=dict(color="#000000", dash="longdash", width=2.5),
+                                 line=dict(color=BLACK, dash="longdash", width=2.5),
                                  hoverinfo="skip"))
     for i, (name, res) in enumerate(results.items()):
         st = run_style(i + 1)   # black is the bound's
         fpr, tpr = np.asarray(res.fpr, dtype=float), np.asarray(res.tpr, dtype=float)
         keep = fpr > 0   # log axes: the (0, 0) corner has no place
+        # a marker as well as a dash: the third curve's dots would otherwise match chance's
         fig.add_trace(go.Scatter(x=fpr[keep], y=tpr[keep], name=f"{name} (AUC {res.auc:.3f})",
-                                 mode="lines", line=dict(color=st["color"], dash=st["dash"], width=2.2),
+                                 mode="lines+markers",
+                                 line=dict(color=st["color"], dash=st["dash"], width=2.2),
+                                 marker=dict(symbol=st["symbol"], color=st["color"], size=7,
+                                             maxdisplayed=20),
                                  hovertemplate=f"<b>{name}</b><br>FPR %{{x:.2g}} → TPR %{{y:.3f}}"
                                                "<extra></extra>"))
     fig.update_xaxes(type="log", range=[-3.2, 0], title="false positive rate", **_GRID)
     fig.update_yaxes(type="log", range=[-3.2, 0], title="true positive rate", **_GRID)
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+    fig.update_layout(template="simple_white", font=FONT, height=height, width=width,
                       margin=dict(l=60, r=20, t=60 if title else 30, b=50),
                       title=dict(text=title, x=0.01) if title else None,
                       # below the plot: the low-FPR corner, where attacks are judged, stays clear
-                      legend=dict(font=dict(size=11), x=0, y=-0.16, yanchor="top"),
+                      legend=dict(x=0, y=-0.16, yanchor="top"),
                       meta={"fedlab": "attack_roc_figure"})
     return fig
 
@@ -230,18 +236,21 @@ def inversion_figure(true_x, reconstructions: Mapping[str, Any], *,
     true_x = np.asarray(true_x, dtype=float).ravel()
     names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(len(true_x))]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=names, y=true_x, name="real patient", marker_color="#000000"))
+    fig.add_trace(go.Bar(x=names, y=true_x, name="real patient", marker_color=BLACK))
     for i, (name, x_hat) in enumerate(reconstructions.items()):
         x_hat = np.asarray(x_hat, dtype=float).ravel()
         err = np.linalg.norm(x_hat - true_x) / max(np.linalg.norm(true_x), 1e-12)
         st = run_style(i + 1)
         fig.add_trace(go.Bar(x=names, y=x_hat, name=f"{name} (rel. error {err:.2f})",
                              marker=dict(color=st["color"],
-                                         pattern=dict(shape=["", "/", "x", "."][i % 4]))))
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+                                         # the real patient's bar is plain black: every
+                                         # reconstruction gets a pattern of its own (as many
+                                         # patterns as run colours, so no two bars share both)
+                                         pattern=dict(shape=_PATTERNS[i % len(_PATTERNS)]))))
+    fig.update_layout(template="simple_white", font=FONT, height=height, width=width,
                       barmode="group", margin=dict(l=60, r=20, t=60 if title else 30, b=80),
                       title=dict(text=title, x=0.01) if title else None,
-                      legend=dict(orientation="h", x=0, y=-0.3, yanchor="top", font=dict(size=11)),
+                      legend=dict(orientation="h", x=0, y=-0.3, yanchor="top"),
                       yaxis=dict(title="standardised value", **_GRID),
                       meta={"fedlab": "inversion_figure"})
     return fig

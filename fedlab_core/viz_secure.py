@@ -1,6 +1,6 @@
 """Secure-aggregation figures: what the server sees, and what protection costs.
 
-Pure plotly builders, in the styles of ``fedlab_core.viz``; their width
+Pure plotly builders, in the styles (palette, greys, font) of ``fedlab_core.viz``; their width
 follows the notebook's (``width=None``), as three panels need the room:
 
 - ``server_view_figure(view)``: one hospital's update, what the server
@@ -21,11 +21,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from fedlab_core.viz import _FONT, run_style
+from fedlab_core.viz import BLUE, FONT, GRID_GREY, MID_GREY, VERMILLION, run_style
 
 __all__ = ["server_view_figure", "cost_figure"]
 
-_GRID = dict(showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+_GRID = dict(showgrid=True, gridcolor=GRID_GREY, zeroline=False)
 
 
 def server_view_figure(view, *, title: str | None = None, height: int = 420,
@@ -37,15 +37,15 @@ def server_view_figure(view, *, title: str | None = None, height: int = 420,
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09, subplot_titles=(
         f"{name}'s update (what it computed)", "what the server received from it",
         "the sum the server recovered"))
-    fig.add_trace(go.Bar(x=index, y=view.update, name=f"{name}'s update", marker_color="#0072B2",
+    fig.add_trace(go.Bar(x=index, y=view.update, name=f"{name}'s update", marker_color=BLUE,
                          hovertemplate="coordinate %{x}: %{y:.4f}<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Scatter(x=index, y=view.received / view.modulus, mode="markers",
-                             name="masked value / R", marker=dict(color="#D55E00", size=6, symbol="x"),
+                             name="masked value / R", marker=dict(color=VERMILLION, size=6, symbol="x"),
                              hovertemplate="coordinate %{x}: %{y:.3f} of the ring<extra></extra>"),
                   row=1, col=2)
     plain, recovered = run_style(0), run_style(1)
     fig.add_trace(go.Bar(x=index, y=view.plain, name="plain sum (for comparison)",
-                         marker_color="#BBBBBB"), row=1, col=3)
+                         marker_color=MID_GREY), row=1, col=3)
     fig.add_trace(go.Scatter(x=index, y=view.recovered, mode="markers",
                              name=f"recovered (max error {view.max_error:.1e})",
                              marker=dict(color=recovered["color"], symbol=recovered["symbol"], size=7),
@@ -54,10 +54,10 @@ def server_view_figure(view, *, title: str | None = None, height: int = 420,
     fig.update_yaxes(title_text="value", row=1, col=1, **_GRID)
     fig.update_yaxes(title_text="masked value / R", range=[0, 1], row=1, col=2, **_GRID)
     fig.update_yaxes(title_text="sum over survivors", row=1, col=3, **_GRID)
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+    fig.update_layout(template="simple_white", font=FONT, height=height, width=width,
                       margin=dict(l=60, r=20, t=70 if title else 50, b=90),
                       title=dict(text=title, x=0.01) if title else None, bargap=0.15,
-                      legend=dict(orientation="h", x=0, y=-0.22, yanchor="top", font=dict(size=11)),
+                      legend=dict(orientation="h", x=0, y=-0.22, yanchor="top"),
                       meta={"fedlab": "server_view_figure", "plain_color": plain["color"]})
     return fig
 
@@ -81,7 +81,7 @@ def cost_figure(table, *, title: str | None = None, height: int = 400,
     fig.update_yaxes(title_text="bytes (log)", row=1, col=1)
     fig.update_yaxes(title_text="seconds (log)", row=1, col=2)
     fig.update_xaxes(tickangle=-25)
-    fig.update_layout(template="simple_white", font=_FONT, height=height, width=width,
+    fig.update_layout(template="simple_white", font=FONT, height=height, width=width,
                       margin=dict(l=60, r=20, t=70 if title else 50, b=120),
                       title=dict(text=title, x=0.01) if title else None,
                       meta={"fedlab": "cost_figure"})
