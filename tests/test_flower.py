@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -202,6 +203,22 @@ def test_the_metrics_stream_is_read_in_whole_lines(tmp_path):
     stream.write("end", {"stop_reason": "done"})
     dep.poll()
     assert dep.finished and dep.history.stop_reason == "done"
+
+
+def test_waiting_for_the_server_ends_when_it_fails_or_times_out(tmp_path):
+    # a server that fails before round 1 never writes its "start" line: waiting for it
+    # must end with the server's own words, not run into the timeout
+    dep = Deployment(ExperimentConfig().with_overrides(SMALL), folder=tmp_path)
+    with pytest.raises(TimeoutError, match="did not hear from every hospital within 0.3 s"):
+        dep.wait_for_server(timeout=0.3)
+    MetricsStream(str(tmp_path / "server")).write(
+        "error", {"error": "RuntimeError: the nodes report partitions [1]"})
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"ServerApp failed: RuntimeError: the nodes report partitions \[1\]"):
+        dep.wait_for_server(timeout=60)
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(RuntimeError, match="ServerApp failed"):
+        dep.wait(timeout=60)
 
 
 # ---- real processes on loopback ----------------------------------------------------

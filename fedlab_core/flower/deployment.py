@@ -212,6 +212,8 @@ class Deployment:
     tls : encrypt SuperNode/CLI-SuperLink traffic with certificates made for this run.
     round_timeout : seconds the server waits for a round's replies; a hospital
         that misses it is dropped from that round.
+    startup_timeout : seconds for each process to listen, for every SuperNode to connect,
+        and for every hospital to answer the server's first query.
     save_models : also write the global model after every round (``server/global_round_NNNN.npy``).
     own_shuffle : nodes shuffle minibatches with their own randomness (equal to
         the simulation in distribution, not number for number).
@@ -406,28 +408,49 @@ class Deployment:
                     self.finished = True
             return new
 
+    def raise_if_failed(self) -> None:
+        """Raise if the ServerApp reported an error or ``flwr run`` exited with one."""
+        if self.error is not None:
+            raise RuntimeError(f"the ServerApp failed: {self.error}; see {self.log('flwr-run')}")
+        runner = self.processes.get("flwr-run")
+        if runner is not None and runner.poll() not in (None, 0):
+            raise RuntimeError(f"flwr run exited with code {runner.returncode}; its log "
+                               f"({self.log('flwr-run')}) ends:\n{_tail(self.log('flwr-run'))}")
+
+    def wait_for_server(self, *, timeout: float | None = None,
+                        stop: threading.Event | None = None, poll_s: float = 0.05) -> History:
+        """Wait for the server's first words, which it writes once every hospital has
+        answered its query: ``history`` then holds their names and round 1 begins.
+        Raises if the server fails first, ``stop`` is set, or ``timeout`` seconds pass."""
+        timeout = self.startup_timeout + 60 if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while self.history is None:
+            self.poll()
+            self.raise_if_failed()
+            if stop is not None and stop.is_set():
+                raise RuntimeError("stopped by user before the deployment's server started")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the deployment's server did not hear from every hospital within "
+                                   f"{timeout:g} s; see the logs in {self.folder / 'logs'}")
+            time.sleep(poll_s)
+        return self.history
+
     def wait(self, *, timeout: float | None = None,
              on_round: Callable[[RoundRecord], None] | None = None) -> History:
         """Follow the run until the server ends it (or fails, or ``timeout`` seconds pass)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        runner = self.processes.get("flwr-run")
         while True:
             for record in self.poll():
                 if on_round is not None:
                     on_round(record)
+            self.raise_if_failed()
             if self.finished:
-                break
-            if runner is not None and runner.poll() not in (None, 0):
-                raise RuntimeError(f"flwr run exited with code {runner.returncode}; its log "
-                                   f"({self.log('flwr-run')}) ends:\n{_tail(self.log('flwr-run'))}")
+                return self.history
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"the deployed run did not finish within {timeout:g} s "
                                    f"({0 if self.history is None else len(self.history)} rounds done); "
                                    f"see the logs in {self.folder / 'logs'}")
             time.sleep(0.05)
-        if self.error is not None:
-            raise RuntimeError(f"the ServerApp failed: {self.error}; see {self.log('flwr-run')}")
-        return self.history
 
     def run(self, *, timeout: float | None = None,
             on_round: Callable[[RoundRecord], None] | None = None) -> History:
@@ -511,18 +534,11 @@ class FollowedRun:
         dep = self.deployment
         if not dep.started:
             dep.start()
-        deadline = time.monotonic() + self.startup_timeout
-        while dep.history is None:
-            dep.poll()
-            self._check(dep)
-            if self._stop.is_set():
-                dep.stop()
-                raise RuntimeError("stopped by user before the deployment's server started")
-            if time.monotonic() > deadline:
-                dep.stop()
-                raise TimeoutError(f"the deployment's server did not start within {self.startup_timeout:g} s; "
-                                   f"see the logs in {dep.folder / 'logs'}")
-            time.sleep(self.poll_s)
+        try:
+            dep.wait_for_server(timeout=self.startup_timeout, stop=self._stop, poll_s=self.poll_s)
+        except BaseException:
+            dep.stop()
+            raise
         return self
 
     @property
@@ -536,14 +552,11 @@ class FollowedRun:
         return None if summary is None else types.SimpleNamespace(**summary)
 
     def _check(self, dep: Deployment) -> None:
-        if dep.error is not None:
+        try:
+            dep.raise_if_failed()
+        except RuntimeError:
             dep.stop()
-            raise RuntimeError(f"the ServerApp failed: {dep.error}; see {dep.log('flwr-run')}")
-        runner = dep.processes.get("flwr-run")
-        if runner is not None and runner.poll() not in (None, 0):
-            dep.stop()
-            raise RuntimeError(f"flwr run exited with code {runner.returncode}; its log "
-                               f"({dep.log('flwr-run')}) ends:\n{_tail(dep.log('flwr-run'))}")
+            raise
 
     def step(self) -> RoundRecord | None:
         """The next round's record, waiting for it; ``None`` if the run ended (or was stopped)."""

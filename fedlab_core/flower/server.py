@@ -272,10 +272,12 @@ def main(grid: Grid, context: Context) -> None:
     stream = MetricsStream(out)
     try:
         hospitals = int(run_config.get("fedlab-hospitals", config.data.n_clients))
-        nodes = _wait_for_nodes(grid, hospitals,
-                                float(run_config.get("fedlab-node-timeout", 120.0)))
+        node_timeout = float(run_config.get("fedlab-node-timeout", 120.0))
+        nodes = _wait_for_nodes(grid, hospitals, node_timeout)
+        # the query is part of start-up (a node's first ClientApp starts cold): it gets the
+        # start-up timeout, so that a short round timeout cannot lose a hospital before round 1
         answers = exchange(grid, [Message(RecordDict(), dst_node_id=node, message_type="query")
-                                  for node in nodes], timeout=round_timeout)
+                                  for node in nodes], timeout=node_timeout)
         info = {}
         for answer in answers:
             if answer.has_error():
