@@ -25,6 +25,9 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 SHARED_HEART = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "uci-heart-disease"
 NOTEBOOK_TIMEOUT_S = 120  # the whole notebook, not each cell
+# notebook 10 starts and stops two real Flower deployments (a SuperLink and SuperNodes that
+# poll every 3 s, a fresh process per message): ~100 s on 2 quiet cores, more on busy ones
+SLOW_NOTEBOOKS_TIMEOUT_S = {"10-deployment.ipynb": 300}
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -66,13 +69,14 @@ def test_notebook_runs_in_fast_mode(path: Path, tmp_path: Path, monkeypatch):
     nb_path = workdir / path.name
     nb = nbformat.read(nb_path, as_version=4)
 
-    deadline = time.monotonic() + NOTEBOOK_TIMEOUT_S
+    budget = SLOW_NOTEBOOKS_TIMEOUT_S.get(path.name, NOTEBOOK_TIMEOUT_S)
+    deadline = time.monotonic() + budget
 
     def remaining(_cell) -> int:  # every cell gets what is left of the notebook's budget
         return max(1, int(deadline - time.monotonic()))
 
     client = nbclient.NotebookClient(
-        nb, timeout=NOTEBOOK_TIMEOUT_S, timeout_func=remaining, kernel_name="python3",
+        nb, timeout=budget, timeout_func=remaining, kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}}, allow_errors=False,
         record_timing=False)
     t0 = time.monotonic()
@@ -80,7 +84,7 @@ def test_notebook_runs_in_fast_mode(path: Path, tmp_path: Path, monkeypatch):
     try:
         client.execute()
     except CellTimeoutError as e:
-        failure = (f"{path.name}: over {NOTEBOOK_TIMEOUT_S} s in fast mode "
+        failure = (f"{path.name}: over {budget} s in fast mode "
                    f"(stopped after {time.monotonic() - t0:.0f} s): {e}")
     except DeadKernelError as e:
         failure = f"{path.name}: the kernel died: {e}"
