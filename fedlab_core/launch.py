@@ -123,9 +123,10 @@ if "google.colab" in sys.modules:
     import importlib.util
 
     if importlib.util.find_spec("fedlab_core") is None:
-        print("Installing fedlab on this Colab machine (about a minute, once per session)...")
+        print("Installing fedlab on this Colab machine, once per session; pip is quiet until it is done...")
         # %pip, called so that this cell is plain Python in every other front end
         get_ipython().run_line_magic("pip", "install --quiet '{pip_spec()}'")
+        importlib.invalidate_caches()   # so the new package is found without a restart
     from google.colab import output
 
     output.enable_custom_widget_manager()   # Colab shows third-party widgets only after this
