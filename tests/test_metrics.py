@@ -51,3 +51,16 @@ def test_client_and_pooled_metrics_on_tensors():
     z = np.array([2.0, -1.0, 0.5, -3.0, 1.0]); t = np.array([1, 0, 0, 0, 1])
     assert pooled["auc"] == pytest.approx(roc_auc_score(t, z))
     assert pooled["accuracy"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_average_ranks_equal_scipy_rankdata(seed):
+    from scipy.stats import rankdata
+
+    from fedlab_core.metrics import average_ranks
+
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.normal(size=(7, 50)), 1)   # many ties
+    scores[0, :] = 0.3                                # a row that is one tie
+    scores[1, -10:] = np.inf                          # padding, as metrics_rows adds it
+    np.testing.assert_array_equal(average_ranks(scores), rankdata(scores, axis=1))
