@@ -139,13 +139,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ImportError:
             print("(plotly is not installed: no curves.html; pip install 'fedlab-core[notebooks]')")
         else:
-            learning_curves(history).write_html(out / "curves.html", include_plotlyjs="cdn")
+            # plotly.js beside the pages, not from a CDN: the figures must open offline
+            # (a workshop room without internet), and one copy serves both pages
+            learning_curves(history).write_html(out / "curves.html", include_plotlyjs="directory")
             written.append("curves.html")
             if sim.privacy is not None:
                 from fedlab_core.viz_privacy import privacy_meter
 
-                privacy_meter(history).write_html(out / "privacy.html", include_plotlyjs="cdn")
+                privacy_meter(history).write_html(out / "privacy.html", include_plotlyjs="directory")
                 written.append("privacy.html")
+            written.append("plotly.min.js")
         print(f"wrote {', '.join(written)} to {out}")
     return 0
 

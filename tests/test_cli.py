@@ -25,6 +25,9 @@ def test_run_writes_history_config_and_figure(tmp_path, capsys):
     assert saved["config"]["train"]["lr"] == 0.2 and len(saved["records"]) == 3
     assert ExperimentConfig.from_toml((tmp_path / "out" / "config.toml").read_text()).train.lr == 0.2
     assert "plotly" in (tmp_path / "out" / "curves.html").read_text()[:5000].lower()
+    # the page loads plotly.js from beside it, not from the internet
+    assert 'src="plotly.min.js"' in (tmp_path / "out" / "curves.html").read_text()
+    assert (tmp_path / "out" / "plotly.min.js").stat().st_size > 1_000_000
 
 
 def test_bad_override_is_a_clear_error(capsys):
