@@ -130,10 +130,11 @@ def note_samples(lab, samples: list[tuple[float, int, bool]]) -> list[tuple[floa
     return compact
 
 
-def run_all_cells(page, lab) -> list[str]:
-    """Run All, check it really ran (an early Run All runs nothing), wait until no cell is
-    queued or running and the kernel is idle; fail with the stderr outputs if a cell
-    raised (Run All then stops early, leaving later cells unnumbered). Returns the prompts."""
+def run_all_cells(page, lab, timeout: float = 120) -> list[str]:
+    """Run All, check it really ran (an early Run All runs nothing), wait (up to
+    ``timeout`` seconds) until no cell is queued or running and the kernel is idle; fail
+    with the stderr outputs if a cell raised (Run All then stops early, leaving later
+    cells unnumbered). Returns the prompts."""
     import pytest
 
     before = prompts(page)
@@ -148,7 +149,7 @@ def run_all_cells(page, lab) -> list[str]:
                 raise
             lab.note("Run All changed no prompt; trying once more")
     wait_until(lambda: not any("*" in p for p in prompts(page)) and kernels_idle(lab),
-               timeout=120, interval=0.25, what="Run All to finish (no [*] prompt, kernel idle)")
+               timeout=timeout, interval=0.25, what="Run All to finish (no [*] prompt, kernel idle)")
     final = prompts(page)
     if not all(re.fullmatch(r"\[\d+\]:", p) for p in final):
         stderr = page.locator(".jp-OutputArea-output[data-mime-type="
@@ -177,9 +178,10 @@ def save_notebook(page, lab, notebook: str) -> None:
                what="no unsaved-changes marker")
 
 
-def report_failure(lab, page) -> None:
-    """A failure screenshot, the browser console, the lab log and the test's notes, on stderr."""
-    shot = lab.artifacts / "failure.png"
+def report_failure(lab, page, name: str = "failure.png") -> None:
+    """A failure screenshot (``name`` in the lab's artefacts), the browser console, the lab
+    log and the test's notes, on stderr."""
+    shot = lab.artifacts / name
     try:
         page.screenshot(path=str(shot), full_page=False)
         where = f"failure screenshot: {shot}"
@@ -194,13 +196,13 @@ def report_failure(lab, page) -> None:
 
 
 @contextlib.contextmanager
-def failure_report(lab, page):
+def failure_report(lab, page, name: str = "failure.png"):
     """Run a test's body; on any failure (not Ctrl-C) print ``report_failure`` and re-raise."""
     try:
         yield
     except BaseException as e:
         if not isinstance(e, KeyboardInterrupt):
-            report_failure(lab, page)
+            report_failure(lab, page, name)
         raise
 
 
@@ -321,3 +323,167 @@ def wait_for_figures(page, lab, minimum: int) -> dict:
         raise AssertionError(f"{err}; last seen: {seen}") from None
     lab.note(f"figures: {seen['figures']} drawn: {seen['names']}")
     return seen
+
+
+# ---- every figure has data; no widget error (test_notebooks_browser.py, Voilà) ---------
+
+# Counting a trace's data from what plotly.js computed for drawing it (``gd.calcdata``),
+# so a figure whose axes are drawn but whose traces are empty counts 0:
+# scatter: points with a finite x and y; bar: bars with a finite size; heatmap: finite
+# cells; indicator: a finite value; any other type: its calc points.
+_FIGURES_FN = """
+function fedlabFigures(root, selector) {
+  const finite = v => typeof v === 'number' && Number.isFinite(v);
+  const count = (trace, cd) => {
+    if (!cd || !cd.length) return 0;
+    const type = trace.type || 'scatter';
+    if (type === 'heatmap' || type === 'contour' || type === 'image') {
+      let n = 0;
+      for (const row of (cd[0].z || [])) for (const v of (row || [])) if (finite(v)) n++;
+      return n;
+    }
+    if (type === 'indicator') return finite(cd[0].y) ? 1 : 0;
+    if (type === 'bar') return cd.filter(p => finite(p.s)).length;
+    if (type === 'scatter' || type === 'scattergl')
+      return cd.filter(p => finite(p.x) && finite(p.y)).length;
+    return cd.length;
+  };
+  return [...root.querySelectorAll(selector)].map((gd, i) => {
+    const meta = gd.layout && gd.layout.meta;
+    const title = gd.layout && gd.layout.title && gd.layout.title.text;
+    const data = gd.data || [];
+    const counts = data.map((t, k) => count(t, gd.calcdata && gd.calcdata[k]));
+    return {
+      index: i,
+      name: (meta && meta.fedlab) || title || (gd.closest('[class*="fedlab-"]') || {}).className || '?',
+      types: [...new Set(data.map(t => t.type || 'scatter'))],
+      drawn: !!gd.querySelector('.main-svg .cartesianlayer .xy, .main-svg .indicatorlayer .trace'),
+      traces: data.length,
+      points: counts.reduce((a, b) => a + b, 0),
+      // an output (JupyterLab's plotly renderer), not a live widget
+      output: gd.classList.contains('jp-RenderedPlotly'),
+    };
+  });
+}
+"""
+FIGURE_DATA_JS = f"(selector) => {{ {_FIGURES_FN}; return fedlabFigures(document, selector); }}"
+# the same, run with an element as the root
+FIGURE_DATA_IN_JS = f"(el, selector) => {{ {_FIGURES_FN}; return fedlabFigures(el, selector); }}"
+
+NOTEBOOK_FIGURES = ".jp-Notebook .jp-OutputArea .js-plotly-plot"
+
+# What JupyterLab's widget manager writes where a widget cannot be shown, and the
+# placeholder it leaves while a widget's model has not arrived.
+WIDGET_ERROR_TEXTS = ("Error displaying widget", "Failed to load model class",
+                      "model not found", "Could not create a model", "Could not create a view")
+WIDGET_LOADING_TEXT = "Loading widget..."
+
+
+def figure_data(page, selector: str = NOTEBOOK_FIGURES) -> list[dict]:
+    """Every plotly figure under ``selector``, in page order: a name (``layout.meta.fedlab``,
+    its title, or its fedlab container), its trace types, whether its axes (or gauge) are
+    drawn, and ``points``: the data plotly computed for drawing it (``FIGURE_DATA_JS``)."""
+    return page.evaluate(FIGURE_DATA_JS, selector)
+
+
+def wake_plotly_pictures(page, lab, scope: str = ".jp-Notebook .jp-OutputArea") -> int:
+    """Turn every plotly output that shows its picture into a live chart, as a learner's
+    mouse does; returns how many there were.
+
+    After a reload, JupyterLab's plotly renderer (jupyterlab-plotly 7) shows the PNG
+    snapshot it saved in the output (``image/png`` beside the figure's JSON) and draws the
+    interactive chart only on mouse-over. Each picture must have loaded (a decoded image)
+    before the mouse goes over it.
+    """
+    nodes = page.locator(f"{scope} .jp-RenderedPlotly")
+    woken = 0
+    for i in range(nodes.count()):
+        node = nodes.nth(i)
+        if node.evaluate("n => n.classList.contains('js-plotly-plot')"):
+            continue   # already a live chart
+        img = node.locator("img.plot-img")
+        wait_until(lambda: img.evaluate("i => i.complete && i.naturalWidth > 0 "
+                                        "&& getComputedStyle(i).display !== 'none'"),
+                   timeout=15, what=f"plotly output #{i} to show its saved picture")
+        # the mouse itself, not Locator.hover: the chart replaces the picture under the
+        # pointer at once, and hover's retry would then wait for a hidden picture
+        # (first off the notebook: a picture scrolled under a resting pointer wakes too)
+        page.mouse.move(1270, 10)
+        img.scroll_into_view_if_needed()
+        box = img.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=2)
+        wait_until(lambda: node.evaluate("n => n.classList.contains('js-plotly-plot')"),
+                   timeout=15, what=f"plotly output #{i}'s picture to turn into a chart on "
+                                    "mouse-over")
+        woken += 1
+    page.mouse.move(1270, 10)   # no plotly hover label left behind
+    return woken
+
+
+def empty_figures(figures: list[dict]) -> list[dict]:
+    """The figures a learner would see without data: not drawn, or no point, bar or cell."""
+    return [f for f in figures if not f["drawn"] or f["points"] <= 0]
+
+
+def widget_problems(page, scope: str = ".jp-OutputArea-output") -> list[str]:
+    """Widget error texts and the fedlab widgets' own error lines (``.fedlab-error``,
+    ``.fedlab-partition-error``, the race's messages in red) shown under ``scope``."""
+    texts = page.locator(scope).all_inner_texts()
+    found = [f"{needle!r} in: {t.strip()[:300]!r}" for t in texts
+             for needle in WIDGET_ERROR_TEXTS if needle in t]
+    for cls in ("fedlab-error", "fedlab-partition-error"):
+        for t in page.locator(f"{scope} .{cls}").all_inner_texts():
+            if t.strip():
+                found.append(f".{cls}: {t.strip()[:300]!r}")
+    return found
+
+
+def widgets_loading(page, scope: str = ".jp-OutputArea-output") -> int:
+    """How many outputs still show the widget placeholder (a model that has not arrived)."""
+    return sum(WIDGET_LOADING_TEXT in t for t in page.locator(scope).all_inner_texts())
+
+
+# the live widgets whose chart stays empty until the learner presses Run:
+# (root, Run button, Stop button, status line, chart box) classes
+LIVE_WIDGETS = (("fedlab-dashboard", "fedlab-run", "fedlab-stop", "fedlab-status", "fedlab-chart"),
+                ("fedlab-race", "fedlab-race-run", "fedlab-race-stop", "fedlab-race-status",
+                 "fedlab-race-chart"))
+
+
+def run_live_widgets(page, lab, *, scope: str = ".jp-OutputArea-output",
+                     timeout: float = 90) -> list[str]:
+    """Press Run on every dashboard and race under ``scope`` whose chart has no data yet,
+    one at a time, and wait until its run ends (Stop disabled, a final status, data in
+    its chart). Returns what each run's status line said at its end."""
+    ended: list[str] = []
+    for root_cls, run_cls, stop_cls, status_cls, chart_cls in LIVE_WIDGETS:
+        roots = page.locator(f"{scope} .{root_cls}")
+        for i in range(roots.count()):
+            root = roots.nth(i)
+            root.locator(f".{chart_cls}").scroll_into_view_if_needed()
+
+            def chart_points():
+                figs = root.evaluate(FIGURE_DATA_IN_JS, f".{chart_cls} .js-plotly-plot")
+                return figs[0]["points"] if figs and figs[0]["drawn"] else None
+
+            wait_until(lambda: chart_points() is not None, timeout=30,
+                       what=f"the chart of .{root_cls} #{i}")
+            if chart_points() > 0:
+                continue
+            status_el = root.locator(f".{status_cls}").first
+            before = status_el.inner_text().strip()
+            t0 = time.monotonic()
+            button(root, run_cls).click()
+
+            def finished():
+                st = status_el.inner_text().strip()
+                return (st != before and not st.startswith(("running", "racing", "stopping",
+                                                            "starting"))
+                        and button(root, stop_cls).is_disabled() and (chart_points() or 0) > 0
+                        and st)
+
+            st = wait_until(finished, timeout=timeout, interval=0.1,
+                            what=f"the run of .{root_cls} #{i} to end with data in its chart")
+            lab.note(f".{root_cls} #{i}: Run ended after {time.monotonic() - t0:.1f} s: {st!r}")
+            ended.append(st)
+    return ended
