@@ -234,3 +234,25 @@ def test_stop_early_controls_fire_and_show_the_rule():
     dash.run(block=True)
     assert len(dash.simulation.history) == 1
     assert "target accuracy 0.01 reached at round 1" in dash.status.value
+
+
+def _open_figure_widgets() -> int:
+    from ipywidgets.widgets.widget import _instances
+
+    return sum(isinstance(w, go.FigureWidget) for w in list(_instances.values()))
+
+
+def test_replaced_figure_widgets_are_closed():
+    # every open widget is sent again to a page that connects later (a reload, Voila):
+    # leftovers made a reloaded notebook 05 show "model not found" instead of the dashboard
+    before = _open_figure_widgets()
+    dash = make()
+    opened = _open_figure_widgets() - before
+    assert opened >= 2   # the learning curves and the data split
+    for n in (4, 5, 3):   # each redraws the split; the next step rebuilds the chart
+        dash.controls["data.n_clients"].value = n
+        dash.step()
+    dash.reset()
+    dash.step()
+    assert _open_figure_widgets() - before == opened
+    assert dash.figure.comm is not None and dash.partition_figure.comm is not None

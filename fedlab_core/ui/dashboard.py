@@ -543,10 +543,24 @@ class Dashboard(BackgroundRun):
                 fw = self._figure_widget(fig)
                 if fw is None:
                     return
-                self._partition_box.children = (fw,)
+                self._show_in(self._partition_box, fw)
                 self.partition_figure = fw
 
     # ---- the chart --------------------------------------------------------
+    @staticmethod
+    def _show_in(box: widgets.Box, widget) -> None:
+        """Show ``widget`` (or nothing) in ``box``, closing the figure widgets it replaces.
+
+        A replaced widget left open stays alive in the kernel, and every page that
+        connects later (a reload, Voila) loads it again: anywidget gives each model
+        about 2 s, and a page with many leftover plotly widgets missed that and showed
+        "model not found" instead of the dashboard."""
+        old = box.children
+        box.children = () if widget is None else (widget,)
+        for w in old:
+            if w is not widget:
+                w.close()
+
     def _figure_widget(self, fig: go.Figure):
         try:
             return go.FigureWidget(fig)
@@ -558,10 +572,10 @@ class Dashboard(BackgroundRun):
         if self.static:
             return
         self.static = True
-        self._chart_box.children = ()
-        self._partition_box.children = ()
+        self._show_in(self._chart_box, None)
+        self._show_in(self._partition_box, None)
         for panel in self._panels.values():
-            panel.box.children = ()
+            self._show_in(panel.box, None)
         self._set_status(f"live plots unavailable ({type(why).__name__}); showing static plots")
 
     def _empty_history(self) -> History:
@@ -587,7 +601,7 @@ class Dashboard(BackgroundRun):
                 fw = None if self.static else self._figure_widget(fig)
                 if fw is not None:
                     self.figure = fw
-                    self._chart_box.children = (fw,)
+                    self._show_in(self._chart_box, fw)
                 else:
                     self.figure = fig
                     self._publish(self._handles, fig)
@@ -623,7 +637,7 @@ class Dashboard(BackgroundRun):
                 continue
             fw = None if fig is None else self._figure_widget(fig)
             panel.figure = fw
-            panel.box.children = () if fw is None else (fw,)
+            self._show_in(panel.box, fw)
 
     def _update_panels(self, history: History) -> None:
         for panel in self._panels.values():
