@@ -38,7 +38,9 @@ from conftest import (NOTEBOOK_DIR, artifacts_dir, chromium_page, free_port, ker
 from labkit import (button, count_js, drawn_points, empty_figures, figure_data,
                     note_samples, progress_round, status, wait_until, widget_problems)
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# one rerun: in about 2 of 11 runs on a busy machine the run ended but the live chart had
+# received no point (cause not found yet; the test notes how many plotly updates arrived)
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.flaky(reruns=1)]
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "dashboard-app.ipynb"
