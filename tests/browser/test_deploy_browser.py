@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 from labkit import (button, count_js, drawn_points, error_outputs, failure_report, find_dashboard,
-                    frame_for_screenshot, kernels_idle, open_notebook, progress_round, prompts,
-                    run_all, save_notebook, status, union_clip, wait_until)
+                    frame_for_screenshot, kernels_idle, open_notebook, progress_round,
+                    run_all_cells, save_notebook, status, union_clip, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -94,33 +94,6 @@ def describe(procs) -> str:
     return "; ".join(out)
 
 
-def run_all_slowly(page, lab) -> list[str]:
-    """``labkit.run_all_cells`` with a longer wait: Run All, check it started, wait until no
-    cell is queued or running and the kernel is idle; fail with the stderr outputs if a cell
-    raised. Returns the final prompts."""
-    before = prompts(page)
-    for attempt in (1, 2):
-        run_all(page)
-        try:
-            wait_until(lambda: prompts(page) != before, timeout=15,
-                       what="a cell prompt to change after Run All")
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-            lab.note("Run All changed no prompt; trying once more")
-    wait_until(lambda: not any("*" in p for p in prompts(page)) and kernels_idle(lab),
-               timeout=RUN_ALL_TIMEOUT_S, interval=0.5,
-               what="Run All to finish (no [*] prompt, kernel idle)")
-    final = prompts(page)
-    if not all(re.fullmatch(r"\[\d+\]:", p) for p in final):
-        stderr = page.locator(".jp-OutputArea-output[data-mime-type="
-                              "'application/vnd.jupyter.stderr']").all_inner_texts()
-        pytest.fail(f"Run All stopped early (prompts {final}); stderr outputs:\n"
-                    + "\n----\n".join(t[-1500:] for t in stderr), pytrace=False)
-    return final
-
-
 def test_learner_follows_a_deployed_federation(lab, browser_page):
     page = browser_page
     t_start = time.monotonic()
@@ -140,7 +113,7 @@ def _learner_follows_a_deployment(lab, page, t_start: float) -> None:
     # 1. open, Run All (slowly), no error ------------------------------------------------
     open_notebook(page, lab, NOTEBOOK)
     lab.note(f"kernel ready after {time.monotonic() - t_start:.1f} s")
-    final = run_all_slowly(page, lab)
+    final = run_all_cells(page, lab, timeout=RUN_ALL_TIMEOUT_S)
     lab.note(f"Run All done after {time.monotonic() - t_start:.1f} s; prompts {final}")
     errors = error_outputs(page)
     assert not errors, f"{NOTEBOOK} shows errors:\n" + "\n----\n".join(t[-1500:] for t in errors)
