@@ -23,9 +23,10 @@ cost ~5 s more each), in fast mode (``FEDLAB_FAST=1``, as the fixtures set it):
 
 ``10-deployment`` is left to ``test_deploy_browser.py`` (``ELSEWHERE``): it starts two
 real Flower deployments, minutes of work that test already does with these checks' aim.
-Notebooks 01, 03, 05 and 08 are covered here too: their own tests drive their live
-widgets in depth, but do not check every other figure of the notebook, nor the
-screenshot of the whole notebook.
+Notebooks 01, 03, 05 and 08 are left to their own tests too (``ELSEWHERE``), which
+Run All, drive their live widgets in depth and check them across a reload; covering
+them here again would add ~2 minutes to CI (measured ~130 s on 2 busy cores) for their
+other figures and a whole-notebook screenshot.
 
     python -m pytest -q -m browser tests/browser/test_notebooks_browser.py
 """
@@ -45,6 +46,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # notebooks another browser test covers, and why
 ELSEWHERE = {
+    "01-why-federated.ipynb": "test_lab.py: Run All, the live dashboard across a reload",
+    "03-aggregators-and-attacks.ipynb": "test_race_browser.py: the robustness race",
+    "05-differential-privacy.ipynb": "test_privacy_browser.py: the live ε meter across a reload",
+    "08-personalisation.ipynb": "test_personal_browser.py: the per-hospital panel across a reload",
     "10-deployment.ipynb": "test_deploy_browser.py: two real Flower deployments (minutes)",
 }
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb")
