@@ -47,11 +47,11 @@ WIDGET_MIN_INTERVAL_S = 0.1   # at most ~10 chart redraws a second
 RESYNC_EVERY = 5              # rounds between full widget-state re-syncs (page reloads)
 
 # one colour AND one marker symbol per rule (never colour alone); yellow last, weak on white
-_COLORS = ("#000000", "#E69F00", "#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442")
+_COLORS = (viz.BLACK, viz.ORANGE, viz.BLUE, viz.BLUISH_GREEN, viz.VERMILLION, viz.REDDISH_PURPLE,
+           viz.SKY_BLUE, viz.YELLOW)
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "pentagon",
             "hexagon")
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "solid", "dash", "dot", "dashdot")
-_FONT = dict(family="Arial, Helvetica, sans-serif", size=13)
 _STYLE = {"description_width": "150px"}
 # the attack knobs each attack reads (others are hidden)
 _SCALED = ("sign_flip", "scale")
@@ -233,13 +233,13 @@ class RobustnessRace(BackgroundRun):
                             subplot_titles=self._panel_titles())
         self.figure = go.FigureWidget(fig)
         self.figure.update_layout(
-            template="simple_white", font=_FONT, height=420, width=960,
+            template="simple_white", font=viz.FONT, height=420, width=960,
             margin=dict(l=60, r=20, t=50, b=50), hovermode="closest", uirevision="fedlab-race",
-            legend=dict(font=dict(size=12), itemwidth=40),
+            legend=dict(itemwidth=40),
             meta={"fedlab": "robustness_race", "metric": self.metric})
-        self.figure.update_xaxes(title_text="round", showgrid=True, gridcolor="#e5e5e5",
+        self.figure.update_xaxes(title_text="round", showgrid=True, gridcolor=viz.GRID_GREY,
                                  zeroline=False)
-        self.figure.update_yaxes(showgrid=True, gridcolor="#e5e5e5", zeroline=False,
+        self.figure.update_yaxes(showgrid=True, gridcolor=viz.GRID_GREY, zeroline=False,
                                  range=[0, 1.02], autorange=False)
         self._set_traces(rules)
 
