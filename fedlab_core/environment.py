@@ -416,7 +416,8 @@ def _threads_check(torch) -> Check:
                      f"PyTorch would use more threads than this machine lets it run, which slows the "
                      f"CNN of notebook 09; run torch.set_num_threads({usable}) first.")
     return Check("CPU threads", "ok", found,
-                 "Small federations train on one thread; the CNN of notebook 09 uses them all.")
+                 "Small federations train on one thread; notebook 09 sets one thread for its CNN too "
+                 "(two are faster only on a quiet machine).")
 
 
 def _speed_check(seconds: float) -> tuple[Check, dict[str, float]]:
