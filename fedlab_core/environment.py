@@ -321,25 +321,24 @@ def _core_check() -> Check:
     return Check("Core libraries", "ok", found, "Data, metrics and the privacy accountant.")
 
 
+def _required_check(name: str, version: str | None, *, needed_for: str, too_old: str, ok: str) -> Check:
+    """A library the notebooks cannot do without: missing, too old (``MIN_VERSIONS``), or ok."""
+    if version is None:
+        return Check(name, "missing", "not installed", f"{needed_for}: pip install {name}.")
+    if not _at_least(version, MIN_VERSIONS[name]):
+        return Check(name, "missing", version, f"{too_old}: pip install '{name}>={MIN_VERSIONS[name]}'.")
+    return Check(name, "ok", version, ok)
+
+
 def _plot_checks(live: bool, why: str) -> list[Check]:
     plotly, ipyw, anyw = (installed_version(n) for n in ("plotly", "ipywidgets", "anywidget"))
-    checks = []
-    if plotly is None:
-        checks.append(Check("plotly", "missing", "not installed",
-                            "Every figure of the course is a plotly figure: pip install plotly."))
-    elif not _at_least(plotly, MIN_VERSIONS["plotly"]):
-        checks.append(Check("plotly", "missing", plotly,
-                            f"Too old for the course's figures: pip install 'plotly>={MIN_VERSIONS['plotly']}'."))
-    else:
-        checks.append(Check("plotly", "ok", plotly, "Draws every figure."))
-    if ipyw is None:
-        checks.append(Check("ipywidgets", "missing", "not installed",
-                            "The dashboards' sliders and buttons need it: pip install ipywidgets."))
-    elif not _at_least(ipyw, MIN_VERSIONS["ipywidgets"]):
-        checks.append(Check("ipywidgets", "missing", ipyw,
-                            f"Too old for the dashboards: pip install 'ipywidgets>={MIN_VERSIONS['ipywidgets']}'."))
-    else:
-        checks.append(Check("ipywidgets", "ok", ipyw, "Sliders, buttons and the dashboards (7 or 8 both work)."))
+    checks = [
+        _required_check("plotly", plotly, needed_for="Every figure of the course is a plotly figure",
+                        too_old="Too old for the course's figures", ok="Draws every figure."),
+        _required_check("ipywidgets", ipyw, needed_for="The dashboards' sliders and buttons need it",
+                        too_old="Too old for the dashboards",
+                        ok="Sliders, buttons and the dashboards (7 or 8 both work)."),
+    ]
     # plotly 6 and later draw their live FigureWidget through anywidget; plotly 5 does not need it
     needs_anywidget = plotly is not None and _at_least(plotly, "6")
     if anyw is not None:
