@@ -206,6 +206,33 @@ def front_end(*, environ: Mapping[str, str] | None = None,
     return "terminal"
 
 
+def static_plots_chosen(*, environ: Mapping[str, str] | None = None,
+                        modules: Collection[str] | None = None) -> bool:
+    """The dashboard's rule: ``FEDLAB_STATIC_PLOTS=1`` (``true``, ``yes``, ``on``) forces
+    static figures and ``=0`` live widgets; otherwise Colab and VS Code get static
+    figures, where plotly's widget front end is known not to load.
+
+    >>> static_plots_chosen(environ={"FEDLAB_STATIC_PLOTS": "0"}, modules=["google.colab"])
+    False
+    >>> static_plots_chosen(environ={"VSCODE_PID": "1"}, modules=[])
+    True
+    """
+    flag = _static_plots_flag(os.environ if environ is None else environ)
+    if flag is not None:
+        return flag
+    return front_end(environ=environ, modules=modules) in ("colab", "vscode")
+
+
+def _static_plots_flag(environ: Mapping[str, str]) -> bool | None:
+    """What ``FEDLAB_STATIC_PLOTS`` asks for: True (static), False (live), None (not set)."""
+    flag = environ.get("FEDLAB_STATIC_PLOTS", "").strip().lower()
+    if flag in ("1", "true", "yes", "on"):
+        return True
+    if flag in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
 def live_widgets_expected(*, environ: Mapping[str, str] | None = None,
                           modules: Collection[str] | None = None) -> tuple[bool, str]:
     """Whether the dashboard will draw live plotly widgets here, and why, in words.
@@ -217,10 +244,10 @@ def live_widgets_expected(*, environ: Mapping[str, str] | None = None,
     """
     environ = os.environ if environ is None else environ
     where = front_end(environ=environ, modules=modules)
-    flag = environ.get("FEDLAB_STATIC_PLOTS", "").strip().lower()
-    if flag in ("1", "true", "yes", "on"):
+    flag = _static_plots_flag(environ)
+    if flag is True:
         return False, "FEDLAB_STATIC_PLOTS is set, so the dashboard draws static figures"
-    if flag in ("0", "false", "no", "off"):
+    if flag is False:
         return True, "FEDLAB_STATIC_PLOTS=0 asks for live widgets whatever the front end"
     if where == "colab":
         return False, "on Colab plotly's live widget does not render: the dashboard draws static figures"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextvars
 import html
 import math
-import os
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from fedlab_core import viz, viz_personal, viz_privacy
 from fedlab_core.aggregate import AGGREGATORS
 from fedlab_core.config import (ALGORITHMS, DATASETS, MODELS, PARTITIONS, PERSONALISATION,
                                 SERVER_OPTIMIZERS, ExperimentConfig)
+from fedlab_core.environment import static_plots_chosen
 from fedlab_core.history import History
 from fedlab_core.ui.common import BackgroundRun, button, describe, error_html, resync, show
 
@@ -83,18 +83,10 @@ def _in_colab() -> bool:
 
 
 def static_plots_wanted() -> bool:
-    """Whether to draw static figures instead of a live ``FigureWidget``.
-
-    ``FEDLAB_STATIC_PLOTS=1`` (or ``true``/``yes``) forces static plots and
-    ``=0`` forces the widget; otherwise static plots are chosen on Colab and
-    in VS Code, where plotly's widget front end is known not to load.
-    """
-    flag = os.environ.get("FEDLAB_STATIC_PLOTS", "").strip().lower()
-    if flag in ("1", "true", "yes", "on"):
-        return True
-    if flag in ("0", "false", "no", "off"):
-        return False
-    return _in_colab() or "VSCODE_PID" in os.environ
+    """Whether to draw static figures instead of a live ``FigureWidget``: see
+    ``fedlab_core.environment.static_plots_chosen``, the one copy of the rule that the
+    environment check (notebook 00) reports too."""
+    return static_plots_chosen()
 
 
 def _enable_colab_widgets() -> None:
