@@ -115,14 +115,8 @@ class FlowerSimulation(Deployment):
         app = self._write_app()
         self.link_port, self.node_ports = self._ports()[0], []
         bindir = Path(sys.executable).parent
-        home = self.folder / "flwr-home"
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "config.toml").write_text(
-            f'[superlink]\ndefault = "fedlab"\n\n[superlink.fedlab]\n'
-            f'address = "127.0.0.1:{self.link_port}"\ninsecure = true\n')
-        # no usage events to Flower's developers, as in Deployment
-        env = {"FLWR_TELEMETRY_ENABLED": "0", **os.environ, "FLWR_HOME": str(home),
-               "PYTHONUNBUFFERED": "1", "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self._write_flwr_home("insecure = true")
+        env = self._environment()
         try:
             self._spawn("superlink", [str(bindir / "flower-superlink"), "--simulation", "--insecure",
                                       "--host", "127.0.0.1", "--port", str(self.link_port),

@@ -324,6 +324,24 @@ class Deployment:
                                    f"{self.startup_timeout:g} s; see {self.log(name)}")
             time.sleep(0.1)
 
+    def _environment(self) -> dict[str, str]:
+        """The environment of every process this run starts."""
+        bindir = Path(sys.executable).parent
+        # Flower reports usage events to its developers unless told not to; a kit about
+        # keeping data at home does not phone home (set FLWR_TELEMETRY_ENABLED=1 to allow it)
+        return {"FLWR_TELEMETRY_ENABLED": "0", **os.environ,
+                "FLWR_HOME": str(self.folder / "flwr-home"),
+                "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1"}
+
+    def _write_flwr_home(self, connection: str) -> None:
+        """``$FLWR_HOME/config.toml``: where ``flwr run`` finds the SuperLink, and how to connect."""
+        home = self.folder / "flwr-home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(
+            f'[superlink]\ndefault = "fedlab"\n\n[superlink.fedlab]\n'
+            f'address = "127.0.0.1:{self.link_port}"\n{connection}\n')
+
     def start(self) -> "Deployment":
         """Write the run's files, start SuperLink and SuperNodes, submit the app."""
         if self.started:
@@ -334,12 +352,7 @@ class Deployment:
         ports = self._ports()
         self.link_port, self.node_ports = ports[0], ports[1:]
         bindir = Path(sys.executable).parent
-        # Flower reports usage events to its developers unless told not to; a kit about
-        # keeping data at home does not phone home (set FLWR_TELEMETRY_ENABLED=1 to allow it)
-        env = {"FLWR_TELEMETRY_ENABLED": "0", **os.environ,
-               "FLWR_HOME": str(self.folder / "flwr-home"),
-               "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-               "PYTHONUNBUFFERED": "1",
+        env = {**self._environment(),
                # each node's SuperExec looks for new work every second by default; a
                # message waits on it twice per exchange (Flower's documented knob)
                # (more often costs CPU: at 100 hospitals, 500 requests a second)
@@ -355,11 +368,7 @@ class Deployment:
         else:
             link_security = node_security = ["--insecure"]
             connection = "insecure = true"
-        home = self.folder / "flwr-home"
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "config.toml").write_text(
-            f'[superlink]\ndefault = "fedlab"\n\n[superlink.fedlab]\n'
-            f'address = "127.0.0.1:{self.link_port}"\n{connection}\n')
+        self._write_flwr_home(connection)
         try:
             self._spawn("superlink", [exe["flower-superlink"], *link_security, "--host", "127.0.0.1",
                                       "--port", str(self.link_port),
