@@ -379,9 +379,11 @@ class Deployment:
                 self._spawn(f"hospital-{k}", [
                     exe["flower-supernode"], *node_security, "--superlink", f"127.0.0.1:{self.link_port}",
                     "--port", str(port), "--node-config", node_config], env)
+            # submitted while the SuperNodes start (each costs seconds of imports): the
+            # ServerApp waits until every hospital has registered before its first message
+            self._spawn("flwr-run", [exe["flwr"], "run", str(app), "fedlab", "--stream"], env)
             for k, port in enumerate(self.node_ports):
                 self._wait_listening(f"hospital-{k}", port)
-            self._spawn("flwr-run", [exe["flwr"], "run", str(app), "fedlab", "--stream"], env)
         except BaseException:
             self.stop()
             raise
