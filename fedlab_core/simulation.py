@@ -541,15 +541,25 @@ class Simulation:
         """Ask a running ``run()`` (possibly in another thread) to return after this round."""
         self._stop_requested.set()
 
-    def run(self, *, callbacks: Iterable[Callback] = (), max_rounds: int | None = None) -> History:
+    def run(self, *, callbacks: Iterable[Callback] = (), max_rounds: int | None = None,
+            progress: str | None = None) -> History:
         """Run rounds until a stopping rule fires, ``max_rounds`` more rounds are done,
         a callback returns ``True``, ``request_stop()`` is called, or Ctrl-C.
 
         Whatever stops the run, the rounds done so far stay in ``history``.
+        ``progress``: a label; in a notebook, a line under the cell counts the rounds
+        (``fedlab_core.progress``; nothing elsewhere).
         """
         self._stop_requested.clear()
         callbacks = list(callbacks)
         done_here = 0
+        line = None
+        if progress is not None:
+            from fedlab_core.progress import ProgressLine
+
+            left = self.config.federation.rounds - self.round
+            line = ProgressLine(f"{progress}: rounds", total=left if max_rounds is None
+                                else min(left, max_rounds))
         try:
             while not self.done and (max_rounds is None or done_here < max_rounds):
                 if self._stop_requested.is_set():
@@ -557,9 +567,15 @@ class Simulation:
                     break
                 record = self.step()
                 done_here += 1
+                if line is not None:
+                    line.advance()
                 if any([cb(record, self) is True for cb in callbacks]):
                     self.history.stop_reason = f"stopped by a callback after round {self.round}"
                     break
         except KeyboardInterrupt:
             self.history.stop_reason = f"interrupted after round {self.round}"
+        finally:
+            if line is not None:
+                # a stopping rule may end the run before the round limit: the line says so
+                line.close(stopped=line.done < (line.total or 0))
         return self.history

@@ -18,6 +18,7 @@ same run without DP: the ceiling.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Iterable
 
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fedlab_core.config import ExperimentConfig
+from fedlab_core.progress import track
 
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
 
@@ -32,30 +34,35 @@ EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
 def privacy_frontier(config: ExperimentConfig, *, epsilons: Iterable[float] = EPSILONS,
                      seeds: Iterable[int] = (0, 1, 2),
                      metrics: tuple[str, ...] = ("accuracy", "auc")) -> pd.DataFrame:
-    """One row per (ε, seed): the calibrated noise, the ε spent and the final pooled metrics."""
+    """One row per (ε, seed): the calibrated noise, the ε spent and the final pooled metrics.
+
+    In a notebook a line under the cell counts the runs (``fedlab_core.progress``).
+    """
     from fedlab_core.simulation import Simulation
 
     if config.privacy.mechanism == "none":
         raise ValueError("privacy.mechanism = 'none' is not allowed for a frontier: "
                          "choose dpsgd, central or local")
-    rows = []
+    epsilons, seeds = list(epsilons), list(seeds)
     for eps in epsilons:
         if not (eps > 0):
             raise ValueError(f"epsilons: {eps!r} is not allowed: every ε must be > 0 (math.inf: no DP)")
+    rows = []
+    runs = itertools.product(epsilons, seeds)
+    for eps, seed in track(runs, label="privacy frontier: runs", total=len(epsilons) * len(seeds)):
         if math.isinf(eps):
             cfg = config.with_overrides({"privacy.mechanism": "none", "privacy.target_epsilon": None,
                                          "stop.max_epsilon": None})
         else:
             cfg = config.with_overrides({"privacy.target_epsilon": float(eps)})
-        for seed in seeds:
-            sim = Simulation(cfg.with_overrides({"seed": seed}))
-            history = sim.run()
-            last = history.last()
-            row = {"epsilon": float(eps), "seed": seed,
-                   "noise_multiplier": 0.0 if sim.privacy is None else sim.privacy.noise_multiplier,
-                   "epsilon_spent": math.inf if sim.privacy is None else last.epsilon}
-            row.update({m: last.global_pooled[m] for m in metrics})
-            rows.append(row)
+        sim = Simulation(cfg.with_overrides({"seed": seed}))
+        history = sim.run()
+        last = history.last()
+        row = {"epsilon": float(eps), "seed": seed,
+               "noise_multiplier": 0.0 if sim.privacy is None else sim.privacy.noise_multiplier,
+               "epsilon_spent": math.inf if sim.privacy is None else last.epsilon}
+        row.update({m: last.global_pooled[m] for m in metrics})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
