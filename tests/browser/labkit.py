@@ -487,3 +487,87 @@ def run_live_widgets(page, lab, *, scope: str = ".jp-OutputArea-output",
             lab.note(f".{root_cls} #{i}: Run ended after {time.monotonic() - t0:.1f} s: {st!r}")
             ended.append(st)
     return ended
+
+
+# ---- every figure across a save and a reload (every notebook's test) ----------------------
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+SETTLE_TIMEOUT_S = 60   # figures drawn and widgets loaded, after Run All or a reload
+
+
+def settled_figures(page, minimum: int) -> list[dict]:
+    """Wait until no widget is still loading, at least ``minimum`` figures are there, each
+    drawn with data, and two looks 0.3 s apart agree; return the figures."""
+    last: list = []
+
+    def settled():
+        if widgets_loading(page):
+            last[:] = ["widgets still loading"]
+            return None
+        figs = figure_data(page)
+        ok = len(figs) >= minimum and not empty_figures(figs)
+        stable = ok and figs == last
+        last[:] = figs
+        return figs if stable else None
+
+    try:
+        return wait_until(settled, timeout=SETTLE_TIMEOUT_S, interval=0.3,
+                          what=f"at least {minimum} drawn plotly figures, each with data")
+    except AssertionError as err:
+        empty = empty_figures([f for f in last if isinstance(f, dict)])
+        raise AssertionError(f"{err}\nfigures without data: {empty}\nall: {last}") from None
+
+
+def plotly_outputs(lab, notebook: str) -> int:
+    """How many plotly figures the saved notebook holds as outputs (not widgets)."""
+    nb = lab.api(f"api/contents/{notebook}?content=1&type=notebook", timeout=30)["content"]
+    return sum(PLOTLY_MIME in out.get("data", {})
+               for cell in nb["cells"] if cell["cell_type"] == "code"
+               for out in cell.get("outputs", []))
+
+
+def save_with_figures(page, lab, notebook: str) -> tuple[list[dict], int]:
+    """Before a reload: every figure drawn with data (``settled_figures``), the notebook
+    saved, and one plotly output in the file for every output figure on the page.
+    Returns (the figures, the saved outputs) for ``assert_figures_back``."""
+    before = settled_figures(page, 1)
+    lab.note(f"{notebook}: {len(before)} figures: "
+             + "; ".join(f"{f['name']} {f['types']} {f['points']}" for f in before))
+    save_notebook(page, lab, notebook)
+    saved = plotly_outputs(lab, notebook)
+    shown = sum(f["output"] for f in before)
+    assert shown == saved, (f"the saved notebook holds {saved} plotly outputs, the page "
+                            f"drew {shown}: {before}")
+    return before, saved
+
+
+def assert_figures_back(page, lab, before: list[dict], saved: int) -> list[dict]:
+    """After the reload: the same figures with the same data as ``before``, and no widget
+    error. Live widgets (plotly ``FigureWidget``) come back from the kernel, which lives
+    across the reload; plotly outputs come back from the saved file as the picture
+    JupyterLab's plotly renderer saved with them, which must have loaded, and turn into
+    charts under the mouse (``wake_plotly_pictures``)."""
+    wait_until(lambda: page.locator(".jp-Notebook .jp-OutputArea .jp-RenderedPlotly").count()
+               >= saved, timeout=SETTLE_TIMEOUT_S, what=f"{saved} plotly outputs after the reload")
+    pictures = wake_plotly_pictures(page, lab)
+    lab.note(f"after the reload, {pictures} of {saved} plotly outputs were pictures until "
+             "the mouse went over them")
+
+    def back():
+        if widget_problems(page):
+            return "widget errors"   # stop waiting: the assert below says which
+        if widgets_loading(page):
+            return None
+        return figure_data(page) == before and "same figures"
+
+    try:
+        wait_until(back, timeout=SETTLE_TIMEOUT_S,
+                   what="the same figures with the same data after the reload")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\nbefore the reload: {before}\n"
+                             f"now: {figure_data(page)}") from None
+    problems = widget_problems(page)
+    assert not problems, "widget errors after the reload:\n" + "\n".join(problems)
+    after = figure_data(page)
+    assert after == before, f"figures changed on reload:\n{before}\n{after}"
+    return after

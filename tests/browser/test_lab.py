@@ -38,7 +38,8 @@ import pytest
 from labkit import (button, count_js, drawn_points, frame_for_screenshot,
                     is_running, kernels_idle, note_samples, open_notebook,
                     progress_round, prompts, report_failure, run_all_cells,
-                    save_notebook, status, wait_until)
+                    run_live_widgets, save_with_figures, status, wait_until,
+                    assert_figures_back)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -184,8 +185,10 @@ def test_learner_runs_the_dashboard_in_jupyterlab(lab, browser_page):
         lab.note(f"after Step: {points(dash)} points, status {after_step_status!r}")
         n_before_reload = points(dash)
 
-        # 5. save, reload the page: the chart still shows the data ---------------------
-        save_notebook(page, lab, NOTEBOOK)
+        # 5. save, reload the page: the chart still shows the data, and every other
+        # figure of the notebook its own ------------------------------------------------
+        run_live_widgets(page, lab)   # any other dashboard, as a learner would
+        before, saved = save_with_figures(page, lab, NOTEBOOK)
         page.reload(wait_until="domcontentloaded", timeout=60_000)
         dash = (page.locator(".jp-OutputArea-output .fedlab-dashboard").first)
         dash.wait_for(state="visible", timeout=60_000)
@@ -197,6 +200,7 @@ def test_learner_runs_the_dashboard_in_jupyterlab(lab, browser_page):
                                     timeout=15, what=f"{n_before_reload} points after reload")
         lab.note(f"after reload: {n_after_reload} points (before: {n_before_reload})")
         wait_until(lambda: kernels_idle(lab), timeout=30, what="the kernel after reload")
+        assert_figures_back(page, lab, before, saved)
 
         # 6. run to the end (the widgets still work after a reload), then the screenshot
         button(dash, "fedlab-run").click()

@@ -37,10 +37,9 @@ import time
 
 import pytest
 from conftest import NOTEBOOK_DIR
-from labkit import (empty_figures, error_outputs, failure_report, figure_data,
-                    frame_for_screenshot, kernels_idle, open_notebook, run_all_cells,
-                    run_live_widgets, save_notebook, wait_until, wake_plotly_pictures,
-                    widget_problems, widgets_loading)
+from labkit import (assert_figures_back, error_outputs, failure_report, frame_for_screenshot,
+                    kernels_idle, open_notebook, run_all_cells, run_live_widgets,
+                    save_with_figures, wait_until, widget_problems)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -56,40 +55,7 @@ NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb")
                    if p.name not in ELSEWHERE)
 
 RUN_ALL_TIMEOUT_S = 240    # fast mode; notebook 09 (CNNs) takes ~2 min on 2 busy cores
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
-SETTLE_TIMEOUT_S = 60      # figures drawn and widgets loaded, after Run All or a reload
 MAX_SCREENSHOT_PX = 32000  # a taller notebook is cut there
-
-
-def settled_figures(page, lab, minimum: int) -> list[dict]:
-    """Wait until no widget is still loading, at least ``minimum`` figures are there, each
-    drawn with data, and two looks 0.3 s apart agree; return the figures."""
-    last: list = []
-
-    def settled():
-        if widgets_loading(page):
-            last[:] = ["widgets still loading"]
-            return None
-        figs = figure_data(page)
-        ok = len(figs) >= minimum and not empty_figures(figs)
-        stable = ok and figs == last
-        last[:] = figs
-        return figs if stable else None
-
-    try:
-        return wait_until(settled, timeout=SETTLE_TIMEOUT_S, interval=0.3,
-                          what=f"at least {minimum} drawn plotly figures, each with data")
-    except AssertionError as err:
-        empty = empty_figures([f for f in last if isinstance(f, dict)])
-        raise AssertionError(f"{err}\nfigures without data: {empty}\nall: {last}") from None
-
-
-def plotly_outputs(lab, notebook: str) -> int:
-    """How many plotly figures the saved notebook holds as outputs (not widgets)."""
-    nb = lab.api(f"api/contents/{notebook}?content=1&type=notebook", timeout=30)["content"]
-    return sum(PLOTLY_MIME in out.get("data", {})
-               for cell in nb["cells"] if cell["cell_type"] == "code"
-               for out in cell.get("outputs", []))
 
 
 def assert_nothing_wrong(page, notebook: str, when: str) -> None:
@@ -136,46 +102,15 @@ def test_notebook_runs_draws_and_reloads_in_jupyterlab(shared_lab, shared_lab_pa
         assert_nothing_wrong(page, notebook, "after running its dashboards")
         t["live runs"] = time.monotonic()
 
-        # 4. every figure drawn, with data ----------------------------------------------
-        before = settled_figures(page, lab, 1)
-        lab.note(f"{notebook}: {len(before)} figures, live runs ended {ended}; "
-                 + "; ".join(f"{f['name']} {f['types']} {f['points']}" for f in before))
+        # 4-5. every figure drawn, with data; save, reload: the same figures, the same data
+        before, saved = save_with_figures(page, lab, notebook)
+        lab.note(f"{notebook}: live runs ended {ended}")
         t["figures"] = time.monotonic()
-
-        # 5. save, reload: the same figures with the same data -----------------------------
-        save_notebook(page, lab, notebook)
-        saved = plotly_outputs(lab, notebook)
-        shown = sum(f["output"] for f in before)
-        assert shown == saved, (f"the saved notebook holds {saved} plotly outputs, the page "
-                                f"drew {shown}: {before}")
         page.reload(wait_until="domcontentloaded", timeout=60_000)
         page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(state="visible", timeout=60_000)
         wait_until(lambda: kernels_idle(lab), timeout=60, what="the kernel after the reload")
-        # plotly outputs come back as the pictures JupyterLab saved with them, and turn
-        # into charts under the mouse (labkit.wake_plotly_pictures)
-        wait_until(lambda: page.locator(".jp-Notebook .jp-OutputArea .jp-RenderedPlotly").count()
-                   >= saved, timeout=SETTLE_TIMEOUT_S,
-                   what=f"{saved} plotly outputs after the reload")
-        pictures = wake_plotly_pictures(page, lab)
-        lab.note(f"{notebook}: after the reload, {pictures} of {saved} plotly outputs were "
-                 "pictures until the mouse went over them")
-
-        def reloaded():
-            if widget_problems(page):
-                return "widget errors"   # stop waiting: assert_nothing_wrong says which
-            if widgets_loading(page):
-                return None
-            return figure_data(page) == before and "same figures"
-
-        try:
-            wait_until(reloaded, timeout=SETTLE_TIMEOUT_S,
-                       what="the same figures with the same data after the reload")
-        except AssertionError as err:
-            raise AssertionError(f"{err}\nbefore the reload: {before}\n"
-                                 f"now: {figure_data(page)}") from None
+        after = assert_figures_back(page, lab, before, saved)
         assert_nothing_wrong(page, notebook, "after the reload")
-        after = figure_data(page)
-        assert after == before, f"figures changed on reload:\n{before}\n{after}"
         t["reload"] = time.monotonic()
 
         # 6. the whole notebook in one picture -----------------------------------------------

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (count_js, drawn_points, error_outputs, failure_report,
-                    find_dashboard, frame_for_screenshot, kernels_idle,
-                    open_and_run_all, run_to_end, save_notebook, status,
-                    union_clip, wait_for_figures, wait_until)
+from labkit import (assert_figures_back, count_js, drawn_points, error_outputs,
+                    failure_report, find_dashboard, frame_for_screenshot, kernels_idle,
+                    open_and_run_all, run_live_widgets, run_to_end, save_with_figures,
+                    status, union_clip, wait_for_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -111,8 +111,9 @@ def _learner_runs_a_personalised_federation(lab, page, t_start: float) -> None:
     # 3. every plotly figure in the page is drawn -----------------------------------------
     wait_for_figures(page, lab, MIN_FIGURES)
 
-    # 4. save, reload: the bars and verdicts are still there ---------------------------------
-    save_notebook(page, lab, NOTEBOOK)
+    # 4. save, reload: the bars and verdicts are still there, every figure its own -----------
+    run_live_widgets(page, lab)   # the notebook's other dashboard, as a learner would
+    before, saved = save_with_figures(page, lab, NOTEBOOK)
     page.reload(wait_until="domcontentloaded", timeout=60_000)
     dash = find_dashboard(page)
     dash.locator(".fedlab-hospitals").scroll_into_view_if_needed()
@@ -127,6 +128,7 @@ def _learner_runs_a_personalised_federation(lab, page, t_start: float) -> None:
                what=f"the learning chart's {rounds} points after the reload")
     assert status(dash) == final_status, f"status after reload: {status(dash)!r}"
     wait_until(lambda: kernels_idle(lab), timeout=30, what="the kernel after reload")
+    assert_figures_back(page, lab, before, saved)
 
     # 5. the screenshot -------------------------------------------------------------------
     status_el = dash.locator(".fedlab-status")

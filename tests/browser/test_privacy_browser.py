@@ -33,10 +33,10 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (count_js, drawn_points, error_outputs, failure_report,
-                    find_dashboard, frame_for_screenshot, kernels_idle,
-                    open_and_run_all, run_to_end, save_notebook, status,
-                    union_clip, wait_for_figures, wait_until)
+from labkit import (assert_figures_back, count_js, drawn_points, error_outputs,
+                    failure_report, find_dashboard, frame_for_screenshot, kernels_idle,
+                    open_and_run_all, run_live_widgets, run_to_end, save_with_figures,
+                    status, union_clip, wait_for_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -180,9 +180,10 @@ def _learner_spends_epsilon(lab, page, t_start: float) -> None:
     # 3. every plotly figure in the page is drawn -----------------------------------------
     wait_for_figures(page, lab, MIN_FIGURES)
 
-    # 4. save, reload the page: the meter still shows its points ---------------------------
+    # 4. save, reload the page: the meter still shows its points, every figure its own -----
     n_before, gauge_before = meter_points(dash), s["gaugeValue"]
-    save_notebook(page, lab, NOTEBOOK)
+    run_live_widgets(page, lab)   # the notebook's other dashboard, as a learner would
+    before, saved = save_with_figures(page, lab, NOTEBOOK)
     page.reload(wait_until="domcontentloaded", timeout=60_000)
     dash = find_dashboard(page)
     dash.locator(".fedlab-meter").scroll_into_view_if_needed()
@@ -201,6 +202,7 @@ def _learner_spends_epsilon(lab, page, t_start: float) -> None:
     assert s["hospitals"] == [rounds] * n_hospitals, f"hospital lines after reload: {s}"
     assert status(dash) == final_status, f"status after reload: {status(dash)!r}"
     wait_until(lambda: kernels_idle(lab), timeout=30, what="the kernel after reload")
+    assert_figures_back(page, lab, before, saved)
     lab.note(f"after reload: meter {s}")
 
     # 5. the screenshot: status, learning chart and ε meter --------------------------------

@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, failure_report, frame_for_screenshot,
-                    note_samples, open_and_run_all, save_notebook, wait_until)
+from labkit import (assert_figures_back, button, count_js, drawn_points, failure_report,
+                    frame_for_screenshot, note_samples, open_and_run_all, run_live_widgets,
+                    save_with_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -112,13 +113,15 @@ def _learner_races(lab, page, t_start: float) -> None:
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
 
-    # 4. save, reload: the points are still there ----------------------------------------
+    # 4. save, reload: the points are still there, and every other figure its own --------
     n_before = points(race)
-    save_notebook(page, lab, NOTEBOOK)
+    run_live_widgets(page, lab)   # any other live widget, as a learner would
+    before, saved = save_with_figures(page, lab, NOTEBOOK)
     page.reload(wait_until="domcontentloaded", timeout=60_000)
     race = page.locator(".jp-OutputArea-output .fedlab-race").first
     race.wait_for(state="visible", timeout=60_000)
     race.locator(".fedlab-race-chart").scroll_into_view_if_needed()
     wait_until(lambda: chart_state(race)["drawn"] and points(race) == n_before, timeout=60,
                what=f"{n_before} points after the page reload (FigureWidget state re-synced?)")
+    assert_figures_back(page, lab, before, saved)
     lab.note(f"after reload: {points(race)} points; {time.monotonic() - t_start:.1f} s in all")
