@@ -60,10 +60,12 @@ def _meter_data(history) -> tuple[list[int], list[float | None], list[list[float
 
 
 def _gauge_title(history) -> str:
+    # two short lines: on one line the title was wider than the gauge and ran off the
+    # figure's left edge ("ent (per patient record, δ = …", seen in the browser test)
     plan = history.privacy or {}
     unit = plan.get("unit", "unit")
     delta = plan.get("delta")
-    return f"ε spent (per {unit}" + (f", δ = {delta:g})" if delta else ")")
+    return f"ε spent per {unit}" + (f"<br>δ = {delta:g}" if delta else "")
 
 
 def privacy_meter(history, *, budget: float | None = None, height: int = 320,

@@ -68,7 +68,13 @@ METER_JS = """
   const line = first ? first.querySelector('path.js-line') : null;
   const d = line ? (line.getAttribute('d') || '') : '';
   const number = gd.querySelector('.indicatorlayer text.number');
+  // the gauge's title inside the figure: a title wider than the gauge runs off its edge
+  const title = gd.querySelector('.indicatorlayer text.title');
+  const svg = gd.querySelector('.main-svg').getBoundingClientRect();
+  const t = title ? title.getBoundingClientRect() : null;
   return {
+    gaugeTitle: title ? title.textContent : '',
+    gaugeTitleInside: !!t && t.width > 0 && t.left >= svg.left - 1 && t.right <= svg.right + 1,
     found: true,
     drawn: !!gd.querySelector('.main-svg .cartesianlayer .xy')
            && !!gd.querySelector('.indicatorlayer .trace'),
@@ -168,6 +174,7 @@ def _learner_spends_epsilon(lab, page, t_start: float) -> None:
         f"DP-SGD: every hospital's ε line should have {rounds} points: {s}"
     assert s["traces"] == 1 + n_hospitals, f"not every ε line is drawn: {s}"
     assert s["gaugeValue"] and s["gaugeValue"] > 0, f"the gauge shows no ε spent: {s}"
+    assert s["gaugeTitleInside"], f"the gauge's title {s['gaugeTitle']!r} runs off the figure: {s}"
     shown = gauge_number(s)
     assert shown is not None and shown > 0, f"the gauge's number reads {s['gaugeText']!r}"
     assert "ε" in final_status or "privacy budget" in final_status, \
