@@ -103,12 +103,13 @@ class ProgressLine:
         else:
             self._redraw_now_and_then()
 
-    def close(self, *, stopped: bool = False) -> None:
-        """The final line: what was done and in how long ("stopped" if it ended early)."""
+    def close(self, *, note: str | None = None) -> None:
+        """The final line: what was done and in how long, and ``note`` (why it ended
+        early, say) after it."""
         if self._closed:
             return
         self._closed = True
-        self._draw(self._line() + (" · stopped" if stopped else ""))
+        self._draw(self._line() + (f" · {note}" if note else ""))
 
 
 def track(items: Iterable[T], *, label: str, total: int | None = None) -> Iterator[T]:
@@ -133,4 +134,4 @@ def track(items: Iterable[T], *, label: str, total: int | None = None) -> Iterat
             line.advance()
         finished = True
     finally:
-        line.close(stopped=not finished)
+        line.close(note=None if finished else "stopped")

@@ -576,6 +576,7 @@ class Simulation:
             self.history.stop_reason = f"interrupted after round {self.round}"
         finally:
             if line is not None:
-                # a stopping rule may end the run before the round limit: the line says so
-                line.close(stopped=line.done < (line.total or 0))
+                # a stopping rule may end the run before the round limit: the line says why
+                early = line.done < (line.total or 0)
+                line.close(note=(self.history.stop_reason or "stopped") if early else None)
         return self.history

@@ -92,3 +92,14 @@ def test_a_simulation_run_counts_its_rounds_on_one_line(shown, monkeypatch):
     shown.clear()
     Simulation(config).run(max_rounds=2, progress="two of three")
     assert " 2 / 2 · " in shown[-1] and "stopped" not in shown[-1]
+
+
+def test_a_run_a_stopping_rule_ends_early_says_why(shown):
+    from fedlab_core.config import ExperimentConfig
+    from fedlab_core.simulation import Simulation
+
+    config = ExperimentConfig().with_overrides({"data.n_samples": 300, "federation.rounds": 10,
+                                                "baselines": False, "stop.target_accuracy": 0.01})
+    history = Simulation(config).run(progress="FedAvg")
+    assert len(history) < 10
+    assert f" {len(history)} / 10 · " in shown[-1] and shown[-1].endswith(f"· {history.stop_reason}")
