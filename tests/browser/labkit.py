@@ -571,3 +571,44 @@ def assert_figures_back(page, lab, before: list[dict], saved: int) -> list[dict]
     after = figure_data(page)
     assert after == before, f"figures changed on reload:\n{before}\n{after}"
     return after
+
+
+# ---- "the chart grows live", from plotly.js's own update events ---------------------------
+
+# Why events and not only samples of the page every 50 ms: on a busy 2-core machine the
+# browser can fall a whole short run behind the kernel and apply every update after the run
+# ended, so no sample sees a point while Stop is enabled (the Voilà test failed that way in
+# ~2 of 11 busy runs). The widget messages still arrive, in order, one per redraw: plotly.js
+# fires an event for each, and the points it drew by then are recorded.
+_RECORD_UPDATES_JS = """(root, chart) => {
+  const gd = root.querySelector('.' + chart + ' .js-plotly-plot');
+  const points = () => {
+    const cd = gd.calcdata && gd.calcdata[0];
+    return cd ? cd.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length : 0;
+  };
+  root.__fedlabPoints = [];
+  for (const ev of ['plotly_update', 'plotly_restyle', 'plotly_relayout'])
+    gd.on(ev, () => { root.__fedlabPoints.push(points()); });
+}"""
+
+
+def record_chart_updates(handle, chart: str) -> None:
+    """From now on, note the first trace's points after every update plotly.js applies to
+    the chart ``.{chart}`` under the element ``handle`` (read back with ``chart_updates``)."""
+    handle.evaluate(_RECORD_UPDATES_JS, chart)
+
+
+def chart_updates(handle) -> list[int]:
+    """The points after each update since ``record_chart_updates``."""
+    return handle.evaluate("root => root.__fedlabPoints || []")
+
+
+def assert_grew_in_steps(applied: list[int], final: int, samples) -> None:
+    """The chart grew in steps, not in one draw at the end: updates with a point count
+    between 0 and ``final``, never fewer than before, the last one ``final``."""
+    growing = [n for n in applied if n > 0]
+    assert all(a <= b for a, b in zip(growing, growing[1:])), \
+        f"the point count went down between updates: {applied}"
+    assert growing and growing[-1] == final and any(n < final for n in growing), (
+        f"the chart was not drawn live: plotly.js applied the point counts {applied} "
+        f"(the run drew {final} points); samples (s, points, running): {samples}")

@@ -10,7 +10,8 @@ Chromium.
    learning-curve chart has a point for every round the deployment recorded (the
    rounds its progress text shows, and the notebook printed);
 3. save, reload the page: the chart's points are still there (the dashboard re-syncs its
-   FigureWidget when the run ends; browser notes, pitfall 4);
+   FigureWidget when the run ends; browser notes, pitfall 4), and every figure of the
+   notebook is drawn with the same data as before (``labkit.assert_figures_back``);
 4. no Flower process started from this lab's folder is left running (every deployment
    is stopped by the notebook; the test stops any it finds, and then fails);
 5. a screenshot of the controls, the progress, the status and the chart: in the lab's artefact
@@ -29,9 +30,10 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, error_outputs, failure_report, find_dashboard,
-                    frame_for_screenshot, kernels_idle, open_notebook, progress_round,
-                    run_all_cells, save_notebook, status, union_clip, wait_until)
+from labkit import (assert_figures_back, button, count_js, drawn_points, error_outputs,
+                    failure_report, find_dashboard, frame_for_screenshot, kernels_idle,
+                    open_notebook, progress_round,
+                    run_all_cells, save_with_figures, status, union_clip, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -138,8 +140,8 @@ def _learner_follows_a_deployment(lab, page, t_start: float) -> None:
     assert not state["running"], f"Stop is still enabled after the run: {state}"
     lab.note(f"chart: {state}; status {final_status!r}")
 
-    # 3. save, reload: the points are still there ---------------------------------------------
-    save_notebook(page, lab, NOTEBOOK)
+    # 3. save, reload: the points are still there, and every figure of the notebook -----------
+    before, saved = save_with_figures(page, lab, NOTEBOOK)
     page.reload(wait_until="domcontentloaded", timeout=60_000)
     dash = find_dashboard(page)
     dash.locator(".fedlab-chart").scroll_into_view_if_needed()
@@ -151,6 +153,7 @@ def _learner_follows_a_deployment(lab, page, t_start: float) -> None:
         raise AssertionError(f"{err}; chart now: {dash.evaluate(CHART_JS)}") from None
     assert status(dash) == final_status, f"status after reload: {status(dash)!r}"
     wait_until(lambda: kernels_idle(lab), timeout=30, what="the kernel after reload")
+    assert_figures_back(page, lab, before, saved)
 
     # 4. no Flower process of ours is left ------------------------------------------------------
     left = flower_processes(lab.root_dir)

@@ -36,8 +36,9 @@ from pathlib import Path
 import pytest
 from conftest import (NOTEBOOK_DIR, artifacts_dir, chromium_page, free_port, kernel_env,
                       wait_for_server)
-from labkit import (button, count_js, drawn_points, empty_figures, figure_data,
-                    note_samples, progress_round, status, wait_until, widget_problems)
+from labkit import (assert_grew_in_steps, button, chart_updates, count_js, drawn_points,
+                    empty_figures, figure_data, note_samples, progress_round,
+                    record_chart_updates, status, wait_until, widget_problems)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -54,23 +55,6 @@ SOURCE_LINES = ("from fedlab_core.ui import Dashboard", "Dashboard(config, round
                 "get_ipython()")
 
 COUNT_JS = count_js(chart="fedlab-chart", stop="fedlab-stop", status="fedlab-status")
-# record, at each update plotly.js applies to the learning-curve chart (its 'plotly_update',
-# 'plotly_restyle' and 'plotly_relayout' events), the first trace's finite points, in
-# window.__fedlabChartPoints. Why events and not only the 50 ms samples: on a busy 2-core
-# machine the browser can fall a whole (one-second) run behind the kernel and apply every
-# update after the run ended, so no sample ever sees a point while Stop is enabled (the
-# earlier version of this test failed that way in ~2 of 11 busy runs). The widget messages
-# still arrive, in order, one per redraw: the events show them.
-CHART_UPDATES_JS = """(root) => {
-  const gd = root.querySelector('.fedlab-chart .js-plotly-plot');
-  window.__fedlabChartPoints = [];
-  const points = () => {
-    const cd = gd.calcdata && gd.calcdata[0];
-    return cd ? cd.filter(p => Number.isFinite(p.x) && Number.isFinite(p.y)).length : 0;
-  };
-  for (const ev of ['plotly_update', 'plotly_restyle', 'plotly_relayout'])
-    gd.on(ev, () => { window.__fedlabChartPoints.push(points()); });
-}"""
 # visible code inputs, prompts or editors (a markdown cell's rendered text, the title,
 # also sits in a .jp-InputArea: only code cells count)
 CODE_CELLS_JS = """() => [...document.querySelectorAll(
@@ -246,8 +230,7 @@ def _learner_uses_the_app(app: VoilaApp, page) -> None:
 
     # 3. Run: the curve gains points live, the run ends -----------------------------------
     handle = dash.element_handle()
-    # for the report: how many updates plotly.js applied to the chart during the run
-    handle.evaluate(CHART_UPDATES_JS)
+    record_chart_updates(handle, "fedlab-chart")
     button(dash, "fedlab-run").click()
     samples: list[tuple[float, int, bool]] = []
     t_click = time.monotonic()
@@ -262,17 +245,10 @@ def _learner_uses_the_app(app: VoilaApp, page) -> None:
     rounds = wait_until(lambda: progress_round(dash), timeout=10, what="the progress 'round k / N'")
     wait_until(lambda: drawn_points(dash.evaluate(COUNT_JS)) == rounds, timeout=15,
                what=f"one point per round done ({rounds})")
-    # the curve grew in steps, not in one draw at the end: plotly.js applied updates with
-    # two or more different point counts before the last one, never fewer than before
-    applied = handle.evaluate("() => window.__fedlabChartPoints")
+    applied = chart_updates(handle)
     app.note(f"points after each of plotly.js's {len(applied)} updates: {applied}; "
              f"points seen while Stop was enabled: {sorted({n for _, n, r in samples if r})}")
-    growing = [n for n in applied if n > 0]
-    assert all(a <= b for a, b in zip(growing, growing[1:])), \
-        f"the point count went down between updates: {applied}"
-    assert len({n for n in growing if n < rounds}) >= 1 and growing[-1] == rounds, (
-        f"the curve was not drawn live: plotly.js applied the point counts {applied} "
-        f"(the run did {rounds} rounds); samples (s, points, running): {compact}")
+    assert_grew_in_steps(applied, rounds, compact)
     final = status(dash)
     app.note(f"run ended after {time.monotonic() - t_click:.1f} s: round {rounds}, {final!r}")
     assert button(dash, "fedlab-stop").is_disabled(), "Stop is still enabled after the run"
