@@ -121,6 +121,22 @@ def open_and_run_all(page, lab, notebook: str, t_start: float) -> list[str]:
     return final
 
 
+def sample_run(handle, count_js: str, *, ended, timeout: float,
+               poll_s: float = 0.05) -> list[tuple[float, int, bool]]:
+    """After a click on Run: read ``count_js`` under ``handle`` every ``poll_s`` seconds
+    until ``ended(state)`` or ``timeout``; returns the (seconds since the start, points,
+    running) samples, for ``note_samples`` and the failure messages."""
+    samples: list[tuple[float, int, bool]] = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        st = handle.evaluate(count_js)   # one round trip: points, running, status
+        samples.append((time.monotonic() - t0, st["calc"], st["running"]))
+        if ended(st):
+            break
+        time.sleep(poll_s)
+    return samples
+
+
 def note_samples(lab, samples: list[tuple[float, int, bool]]) -> list[tuple[float, int, bool]]:
     """Note the (seconds after Run, points, running) samples where something changed; return them."""
     compact = [(round(t, 2), n, r) for i, (t, n, r) in enumerate(samples)

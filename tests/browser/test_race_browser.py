@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 from labkit import (assert_figures_back, assert_grew_in_steps, button, chart_updates, count_js,
                     drawn_points, failure_report, frame_for_screenshot, note_samples,
-                    open_and_run_all, record_chart_updates, run_live_widgets, save_with_figures,
-                    wait_until)
+                    open_and_run_all, record_chart_updates, run_live_widgets, sample_run,
+                    save_with_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -84,14 +84,8 @@ def _learner_races(lab, page, t_start: float) -> None:
     handle = race.element_handle()
     record_chart_updates(handle, "fedlab-race-chart")
     button(race, "fedlab-race-run").click()
-    samples: list[tuple[float, int, bool]] = []
-    t_click = time.monotonic()
-    while time.monotonic() - t_click < 45:
-        st = handle.evaluate(COUNT_JS)
-        samples.append((time.monotonic() - t_click, st["calc"], st["running"]))
-        if not st["running"] and st["calc"] > 0 and st["status"].startswith("done"):
-            break
-        time.sleep(POLL_S)
+    samples = sample_run(handle, COUNT_JS, timeout=45, poll_s=POLL_S, ended=lambda st: (
+        not st["running"] and st["calc"] > 0 and st["status"].startswith("done")))
     compact = note_samples(lab, samples)
     wait_until(lambda: points(race) == ROUNDS and status(race).startswith("done"), timeout=30,
                what=f"{ROUNDS} points and a 'done' status")

@@ -38,7 +38,7 @@ from conftest import (NOTEBOOK_DIR, artifacts_dir, chromium_page, free_port, ker
                       wait_for_server)
 from labkit import (assert_grew_in_steps, button, chart_updates, count_js, drawn_points,
                     empty_figures, figure_data, note_samples, progress_round,
-                    record_chart_updates, status, wait_until, widget_problems)
+                    record_chart_updates, sample_run, status, wait_until, widget_problems)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -232,15 +232,11 @@ def _learner_uses_the_app(app: VoilaApp, page) -> None:
     handle = dash.element_handle()
     record_chart_updates(handle, "fedlab-chart")
     button(dash, "fedlab-run").click()
-    samples: list[tuple[float, int, bool]] = []
     t_click = time.monotonic()
-    while time.monotonic() - t_click < 60:
-        st = handle.evaluate(COUNT_JS)
-        samples.append((time.monotonic() - t_click, st["calc"], st["running"]))
-        if (not st["running"] and st["status"] != before
-                and not st["status"].startswith(("running", "stopping"))):
-            break   # the run ended (with or without points: the asserts below say)
-        time.sleep(POLL_S)
+    # until the run ended, with or without points: the asserts below say
+    samples = sample_run(handle, COUNT_JS, timeout=60, poll_s=POLL_S, ended=lambda st: (
+        not st["running"] and st["status"] != before
+        and not st["status"].startswith(("running", "stopping"))))
     compact = note_samples(app, samples)
     rounds = wait_until(lambda: progress_round(dash), timeout=10, what="the progress 'round k / N'")
     wait_until(lambda: drawn_points(dash.evaluate(COUNT_JS)) == rounds, timeout=15,
