@@ -194,6 +194,18 @@ def save_notebook(page, lab, notebook: str) -> None:
                what="no unsaved-changes marker")
 
 
+def publish_screenshot(shot, readme_picture) -> None:
+    """Copy a test's screenshot to the README's picture (``docs/*.png``) only when asked
+    with ``FEDLAB_UPDATE_SCREENSHOT=1``, so a test run leaves git clean."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
+        Path(readme_picture).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, readme_picture)
+
+
 def report_failure(lab, page, name: str = "failure.png") -> None:
     """A failure screenshot (``name`` in the lab's artefacts), the browser console, the lab
     log and the test's notes, on stderr."""

@@ -22,9 +22,7 @@ Chromium.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -32,8 +30,8 @@ from pathlib import Path
 import pytest
 from labkit import (assert_figures_back, button, count_js, drawn_points, error_outputs,
                     failure_report, find_dashboard, frame_for_screenshot, kernels_idle,
-                    open_notebook, progress_round,
-                    run_all_cells, save_with_figures, status, union_clip, wait_until)
+                    open_notebook, progress_round, publish_screenshot, run_all_cells,
+                    save_with_figures, status, union_clip, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -167,6 +165,4 @@ def _learner_follows_a_deployment(lab, page, t_start: float) -> None:
     shot = lab.artifacts / "deploy.png"
     page.screenshot(path=str(shot), clip=clip)
     lab.note(f"screenshot {shot}; done after {time.monotonic() - t_start:.1f} s")
-    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOT)
+    publish_screenshot(shot, SCREENSHOT)

@@ -29,19 +29,16 @@ in the SVG whenever that count is positive.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from labkit import (button, count_js, drawn_points, frame_for_screenshot,
-                    is_running, kernels_idle, note_samples, open_notebook,
-                    progress_round, prompts, report_failure, run_all_cells,
-                    run_live_widgets, save_with_figures, status, wait_until,
-                    assert_figures_back, assert_grew_in_steps, chart_updates,
-                    record_chart_updates)
+from labkit import (assert_figures_back, assert_grew_in_steps, button, chart_updates, count_js,
+                    drawn_points, frame_for_screenshot, is_running, kernels_idle, note_samples,
+                    open_notebook, progress_round, prompts, publish_screenshot,
+                    record_chart_updates, report_failure, run_all_cells, run_live_widgets,
+                    save_with_figures, status, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -221,5 +218,4 @@ def take_screenshot(page, dash, lab) -> None:
     tmp = lab.artifacts / "screenshot.png"
     page.screenshot(path=str(tmp), full_page=False)
     # the README's picture is refreshed on request only, so a test run leaves git clean
-    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(tmp, SCREENSHOT)
+    publish_screenshot(tmp, SCREENSHOT)

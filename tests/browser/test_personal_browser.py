@@ -17,16 +17,14 @@ per-hospital panel, in JupyterLab in headless Chromium.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from labkit import (assert_figures_back, count_js, drawn_points, error_outputs,
-                    failure_report, find_dashboard, frame_for_screenshot, kernels_idle,
-                    open_and_run_all, run_live_widgets, run_to_end, save_with_figures,
-                    status, union_clip, wait_for_figures, wait_until)
+from labkit import (assert_figures_back, count_js, drawn_points, error_outputs, failure_report,
+                    find_dashboard, frame_for_screenshot, kernels_idle, open_and_run_all,
+                    publish_screenshot, run_live_widgets, run_to_end, save_with_figures, status,
+                    union_clip, wait_for_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -138,6 +136,4 @@ def _learner_runs_a_personalised_federation(lab, page, t_start: float) -> None:
     shot = lab.artifacts / "personal.png"
     page.screenshot(path=str(shot), clip=clip)
     lab.note(f"screenshot {shot}; done after {time.monotonic() - t_start:.1f} s")
-    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOT)
+    publish_screenshot(shot, SCREENSHOT)

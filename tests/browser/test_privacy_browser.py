@@ -26,17 +26,15 @@ in the SVG. In the meter, trace 0 is the gauge (an Indicator), trace 1 the headl
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from labkit import (assert_figures_back, count_js, drawn_points, error_outputs,
-                    failure_report, find_dashboard, frame_for_screenshot, kernels_idle,
-                    open_and_run_all, run_live_widgets, run_to_end, save_with_figures,
-                    status, union_clip, wait_for_figures, wait_until)
+from labkit import (assert_figures_back, count_js, drawn_points, error_outputs, failure_report,
+                    find_dashboard, frame_for_screenshot, kernels_idle, open_and_run_all,
+                    publish_screenshot, run_live_widgets, run_to_end, save_with_figures, status,
+                    union_clip, wait_for_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -231,6 +229,4 @@ def take_screenshot(page, dash, lab) -> None:
     shot = lab.artifacts / "privacy.png"
     page.screenshot(path=str(shot), clip=clip)
     lab.note(f"screenshot {shot} ({clip['width']:.0f}×{clip['height']:.0f})")
-    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOT)
+    publish_screenshot(shot, SCREENSHOT)

@@ -20,16 +20,14 @@ really in the SVG.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 from labkit import (assert_figures_back, assert_grew_in_steps, button, chart_updates, count_js,
                     drawn_points, failure_report, frame_for_screenshot, note_samples,
-                    open_and_run_all, record_chart_updates, run_live_widgets, sample_run,
-                    save_with_figures, wait_until)
+                    open_and_run_all, publish_screenshot, record_chart_updates, run_live_widgets,
+                    sample_run, save_with_figures, wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -106,9 +104,7 @@ def _learner_races(lab, page, t_start: float) -> None:
     shot = lab.artifacts / "race.png"
     race.screenshot(path=str(shot))
     lab.note(f"screenshot {shot}")
-    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOT)
+    publish_screenshot(shot, SCREENSHOT)
 
     # 4. save, reload: the points are still there, and every other figure its own --------
     n_before = points(race)

@@ -22,7 +22,6 @@ it started with it (its child processes), also when the test fails.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
@@ -37,7 +36,7 @@ import pytest
 from conftest import (NOTEBOOK_DIR, artifacts_dir, chromium_page, free_port, kernel_env,
                       wait_for_server)
 from labkit import (assert_grew_in_steps, button, chart_updates, count_js, drawn_points,
-                    empty_figures, figure_data, note_samples, progress_round,
+                    empty_figures, figure_data, note_samples, progress_round, publish_screenshot,
                     record_chart_updates, sample_run, status, wait_until, widget_problems)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -270,6 +269,4 @@ def _learner_uses_the_app(app: VoilaApp, page) -> None:
     shot = app.artifacts / "voila-dashboard.png"
     page.screenshot(path=str(shot))
     app.note(f"screenshot {shot}; {time.monotonic() - t_start:.1f} s in all")
-    if os.environ.get("FEDLAB_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOT)
+    publish_screenshot(shot, SCREENSHOT)
